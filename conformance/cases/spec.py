@@ -1,0 +1,104 @@
+"""What a case is, and the contract a collective family implements.
+
+A family (one module per collective family, nccl-tests style) says three things and nothing else:
+  * which cases exist for an environment (``Spec.cases``),
+  * how a rank builds its inputs and calls the API (``Spec.prepare`` -> ``Prepared.call``),
+  * what each output must hold afterwards (``Prepared.expected``), computed on the rank from its knowledge of every
+    peer's inputs (``RankContext.peer``), so no tensor ever travels to the controller.
+The harness (``conformance.execute``) does the rest: sync/async, waiting, Work checks, comparison, timing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Optional
+
+import torch
+
+from . import values
+
+
+@dataclass(frozen=True)
+class Env:
+    """What the controller knows before any world starts; cases depend on nothing else (never on the backend)."""
+    device: str
+    world_size: int
+    torch_version: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Case:
+    collective: str                 # public torch.distributed name; functional ones as "funcol.<name>"
+    variant: str = "default"        # which form of the API / arguments ("inplace", "root1", "uneven", ...)
+    dtype: Optional[str] = None
+    op: Optional[str] = None        # ReduceOp name
+    shape: Optional[str] = None     # a key of values.SHAPES
+    mode: str = "sync"              # "sync" or "async"
+    family: str = ""                # the Spec that runs it (set by the catalog)
+    skip: Optional[str] = None      # decided by the controller: not applicable here, and why
+    fresh_world: bool = False       # may desynchronise ranks: run where a poisoned world costs nothing else
+    params: tuple = ()              # extra (key, value) pairs for the family, e.g. (("root", 1),)
+
+    @property
+    def id(self) -> str:
+        return "/".join([self.collective, self.variant, self.dtype or "-", self.op or "-", self.shape or "-", self.mode])
+
+    def param(self, key: str, default: Any = None) -> Any:
+        return dict(self.params).get(key, default)
+
+
+@dataclass
+class Prepared:
+    """One rank's view of one case, ready to run."""
+    call: Callable[[bool], Any]                 # call(async_op) -> Work | Future | None
+    outputs: list = field(default_factory=list)   # tensors the call writes
+    expected: list = field(default_factory=list)  # per output: expected tensor, or None (unspecified, not checked)
+    op: Optional[str] = None                    # for the comparison tolerance
+    expect_error: bool = False                  # an error-path case: every rank must raise
+    check_future: bool = True                   # async: the Work's future must carry the outputs
+    after: Optional[Callable[[], Optional[str]]] = None  # extra check run after the call; returns a mismatch reason
+
+
+@dataclass
+class RankContext:
+    """Everything a rank-side spec may use.
+
+    ``world_model`` is how this backend's world behaves: "real" (ranks communicate), or, for a simulating backend
+    that declares ``pg.fake_semantics``, "uniform" (every rank holds this rank's data; reductions applied) or
+    "copy" (the same, but reductions return this rank's own value).  ``peer`` and ``reduce`` are the only places
+    that know: specs written against them are correct for all three.
+    """
+    rank: int
+    world_size: int
+    device: torch.device
+    backend: str
+    world_model: str = "real"
+    store: Any = None                # the world's rendezvous store: lets a check see other ranks' progress
+    seq: int = 0                     # this case's sequence number in the world, for unique store keys
+
+    def peer(self, j: int) -> int:
+        """Whose data rank ``j`` holds, as far as this rank can tell."""
+        return j if self.world_model == "real" else self.rank
+
+    def peers(self) -> list[int]:
+        return [self.peer(j) for j in range(self.world_size)]
+
+    def reduce(self, op: str, per_rank: list[torch.Tensor], dtype: torch.dtype, factor: float = 1.0) -> torch.Tensor:
+        if self.world_model == "copy":
+            return per_rank[self.rank].clone()
+        return values.reduce_values(op, per_rank, dtype, factor)
+
+    @property
+    def simulated(self) -> bool:
+        return self.world_model != "real"
+
+
+class Spec:
+    """Base of a collective family.  Subclasses set ``name`` and implement ``cases`` and ``prepare``."""
+    name: str = ""
+
+    def cases(self, env: Env) -> Iterable[Case]:
+        raise NotImplementedError
+
+    def prepare(self, case: Case, rt: RankContext) -> Prepared:
+        raise NotImplementedError

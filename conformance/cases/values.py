@@ -1,0 +1,257 @@
+"""Deterministic inputs and exact comparison, the way nccl-tests does it.
+
+Every rank builds its own inputs from (case, rank) and can therefore build every peer's inputs too, which is
+how the oracle computes expected outputs without any data travelling.  Values are small integers or exact binary
+fractions, so sums, products, minima and maxima are exact in any reduction order and the comparison is bitwise;
+only AVG and PREMUL_SUM on low-precision floats get a tolerance (``tolerance``).
+
+Arithmetic is always done in float64/int64 and cast to the case dtype at the end, because torch implements few
+operators for uint16/32/64 and none for the float8 types.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+# Every dtype a user could send through c10d, by torch attribute name.  Names missing from the installed torch are
+# dropped by ``available_dtypes`` (uint16/32/64 arrived in 2.3, float8 in 2.1).
+DTYPE_NAMES = (
+    "float64", "float32", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2",
+    "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "bool", "complex64", "complex128",
+)
+
+
+def available_dtypes() -> list[str]:
+    return [name for name in DTYPE_NAMES if isinstance(getattr(torch, name, None), torch.dtype)]
+
+
+def dtype_of(name: str) -> torch.dtype:
+    return getattr(torch, name)
+
+
+def kind(dtype: torch.dtype) -> str:
+    """One of bool, int, uint, float, float8, complex: what arithmetic and which ops make sense."""
+    if dtype == torch.bool:
+        return "bool"
+    if dtype.is_complex:
+        return "complex"
+    if dtype.is_floating_point:
+        return "float8" if dtype.itemsize == 1 else "float"
+    return "int" if dtype.is_signed else "uint"
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    k = kind(dtype)
+    if k == "complex":
+        return torch.complex128
+    if k in ("float", "float8"):
+        return torch.float64
+    return torch.int64
+
+
+def extremes(dtype: torch.dtype) -> list[float]:
+    """Values at the edge of the dtype's range; data movement must carry them intact (e.g. bf16 above fp16 max)."""
+    k = kind(dtype)
+    if k == "bool":
+        return [0, 1]
+    if k in ("int", "uint"):
+        info = torch.iinfo(dtype)
+        # uint64's max does not fit int64; the largest power of two below it does and still uses the top bit.
+        hi = info.max if dtype != torch.uint64 else 2**62
+        return [info.min, hi, hi - 1] if k == "int" else [hi, hi - 1, 0]
+    base = dtype if k != "complex" else (torch.float32 if dtype == torch.complex64 else torch.float64)
+    info = torch.finfo(base)
+    return [info.max, -info.max, info.tiny, -info.tiny, info.eps]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Shapes.  Each is (name, shape, how the view is taken); "noncontig" hands the collective a strided view.
+SHAPES = {
+    "scalar": (),
+    "empty": (0,),
+    "small": (2, 3),
+    "odd": (13,),
+    "noncontig": (5, 4),   # built as (4, 5) then transposed: a non-contiguous view
+    "large": None,          # at least 1 MiB, sized per dtype (see ``shape_for``)
+}
+
+
+def shape_for(shape_name: str, dtype: torch.dtype) -> tuple[int, ...]:
+    if shape_name == "large":
+        return ((1 << 20) // dtype.itemsize + 3,)   # just over 1 MiB, and odd
+    return SHAPES[shape_name]
+
+
+def alloc(shape_name: str, dtype: torch.dtype, device, fill: float = 0) -> torch.Tensor:
+    """A tensor of the named shape, filled with ``fill``; "noncontig" returns a transposed view."""
+    shape = shape_for(shape_name, dtype)
+    if shape_name == "noncontig":
+        base = torch.full((shape[1], shape[0]), fill, dtype=_compute_dtype(dtype)).to(dtype=dtype, device=device)
+        return base.t()
+    return torch.full(shape, fill, dtype=_compute_dtype(dtype)).to(dtype=dtype, device=device)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Value patterns.  ``pattern(kind_of_values, dtype, n, rank, ws)`` returns n float64/int64 values for ``rank``.
+
+def _palette(dtype: torch.dtype) -> list[float]:
+    """Distinct values the dtype represents exactly, including its extremes (for data movement only)."""
+    k = kind(dtype)
+    if k == "bool":
+        return [0, 1]
+    small = [0, 1, 2, 3, 4, 5, 6, 7, 8, 0.5, 1.5] if k in ("float", "float8", "complex") else list(range(0, 12))
+    if k == "int":
+        small += [-1, -2, -3, -7]
+    return small + extremes(dtype)
+
+
+def movement_values(dtype: torch.dtype, n: int, rank: int, salt: int = 0) -> torch.Tensor:
+    """Values that identify (rank, element) and use the dtype's range; exact under copies, not for arithmetic."""
+    pal = torch.tensor(_palette(dtype), dtype=_compute_dtype(dtype) if kind(dtype) != "complex" else torch.float64)
+    idx = (torch.arange(n) * 5 + rank * 7 + salt * 3) % len(pal)
+    vals = pal[idx]
+    if kind(dtype) == "complex":
+        imag = pal[(idx + 1) % len(pal)]
+        vals = torch.complex(vals, -imag)
+    return vals
+
+
+def reduction_values(dtype: torch.dtype, op: str, n: int, rank: int, ws: int) -> torch.Tensor:
+    """Inputs for reduce-op ``op`` whose reduction over ``ws`` ranks is exact in ``dtype`` in any order."""
+    k = kind(dtype)
+    i = torch.arange(n)
+    if k == "bool":
+        vals = ((i + rank) % 3 == 0) if op in ("SUM", "MAX", "BOR", "BXOR", "AVG", "PREMUL_SUM") else ((i + rank) % 4 != 1)
+        return vals.to(torch.int64)
+    if op in ("SUM", "AVG", "PREMUL_SUM"):
+        # base(i) + 2*((rank+i) % ws): every rank differs, and the sum is divisible by ws so AVG is exact.
+        top = 4 if k != "float8" else 1
+        vals = (i % (top + 1)) + 2 * ((rank + i) % ws)
+        if k == "float8":
+            vals = (i % 2) + ((rank + i) % ws == 0).to(torch.int64)
+    elif op == "PRODUCT":
+        # Exactly one rank contributes 2 per element; signed kinds also flip signs.  Product magnitude is 2.
+        vals = torch.where((i + rank) % ws == 0, 2, 1)
+        if k in ("int", "float", "float8", "complex"):
+            vals = vals * torch.where((i * (rank + 1)) % 5 == 1, -1, 1)
+    elif op in ("MIN", "MAX"):
+        vals = (i * 7 + rank * 5) % 11
+        if k in ("int", "float", "complex"):
+            vals = vals - 5
+        if k == "float8":
+            vals = vals % 7
+    elif op in ("BAND", "BOR", "BXOR"):
+        vals = (i * 37 + rank * 11 + 5) % 64
+    else:
+        raise ValueError(f"no value pattern for op {op}")
+    vals = vals.to(_compute_dtype(dtype) if k != "complex" else torch.float64)
+    if k == "complex":
+        vals = torch.complex(vals, vals.flip(0) if op != "PRODUCT" else torch.zeros_like(vals))
+    return vals
+
+
+def materialize(values: torch.Tensor, shape_name: str, dtype: torch.dtype, device) -> torch.Tensor:
+    """Lay ``values`` (flat, compute dtype) into a tensor of the named shape, dtype and device."""
+    out = alloc(shape_name, dtype, device)
+    if out.numel():
+        out.copy_(values.reshape(out.shape).to(dtype))
+    return out
+
+
+def numel_of(shape_name: str, dtype: torch.dtype) -> int:
+    return math.prod(shape_for(shape_name, dtype))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reductions (in compute dtype) and comparison.
+
+def reduce_values(op: str, stack: list[torch.Tensor], dtype: torch.dtype, factor: float = 1.0) -> torch.Tensor:
+    """The true reduction of per-rank value vectors, as the dtype would hold it."""
+    k = kind(dtype)
+    t = torch.stack(stack)
+    if k == "bool":
+        b = t != 0
+        if op in ("SUM", "MAX", "BOR"):
+            return b.any(0).to(torch.int64)
+        if op in ("PRODUCT", "MIN", "BAND"):
+            return b.all(0).to(torch.int64)
+        if op == "BXOR":
+            return (b.sum(0) % 2).to(torch.int64)
+        raise ValueError(f"{op} has no boolean meaning")
+    if op == "SUM":
+        return t.sum(0)
+    if op == "AVG":
+        s = t.sum(0)
+        return s // len(stack) if k in ("int", "uint") else s / len(stack)
+    if op == "PREMUL_SUM":
+        return (t * factor).sum(0)
+    if op == "PRODUCT":
+        return t.prod(0)
+    if op == "MIN":
+        return t.min(0).values
+    if op == "MAX":
+        return t.max(0).values
+    if op in ("BAND", "BOR", "BXOR"):
+        acc = t[0].clone()
+        for row in t[1:]:
+            acc = acc & row if op == "BAND" else acc | row if op == "BOR" else acc ^ row
+        return acc
+    raise ValueError(f"unknown reduce op {op}")
+
+
+def tolerance(dtype: torch.dtype, op: str | None) -> float:
+    """Absolute tolerance in units of the result; 0 means bitwise.  Only divisions are inexact."""
+    if op not in ("AVG", "PREMUL_SUM") or kind(dtype) in ("int", "uint", "bool"):
+        return 0.0
+    return {torch.float16: 1e-2, torch.bfloat16: 1e-1}.get(dtype, 0.5 if kind(dtype) == "float8" else 1e-9)
+
+
+def describe_mismatch(actual: torch.Tensor, expected: torch.Tensor, tol: float) -> str | None:
+    """None when equal (bitwise, or within ``tol``); else a short reason naming the first wrong element."""
+    if actual.dtype != expected.dtype:
+        return f"dtype changed: expected {expected.dtype}, got {actual.dtype}"
+    if tuple(actual.shape) != tuple(expected.shape):
+        return f"shape changed: expected {tuple(expected.shape)}, got {tuple(actual.shape)}"
+    if actual.device != expected.device:
+        return f"device changed: expected {expected.device}, got {actual.device}"
+    if actual.numel() == 0:
+        return None
+    a, e = actual.detach().cpu().contiguous(), expected.detach().cpu().contiguous()
+    if tol == 0.0:
+        # Bitwise: also catches a bool tensor holding byte 2, or -0.0 where 0.0 belongs.
+        ab, eb = a.reshape(-1).view(torch.uint8), e.reshape(-1).view(torch.uint8)
+        if torch.equal(ab, eb):
+            return None
+        width = a.element_size()
+        bad = int((ab != eb).nonzero()[0]) // width
+    else:
+        af, ef = _as_compute(a).reshape(-1), _as_compute(e).reshape(-1)
+        diff = (af - ef).abs()
+        if bool((diff <= tol).all()):
+            return None
+        bad = int((diff > tol).nonzero()[0])
+    nbad = _count_bad(a, e, tol)
+    return (f"{nbad} of {a.numel()} elements wrong; first at flat index {bad}: "
+            f"expected {_show(e.reshape(-1)[bad])}, got {_show(a.reshape(-1)[bad])}")
+
+
+def _as_compute(t: torch.Tensor) -> torch.Tensor:
+    return t.to(_compute_dtype(t.dtype)) if kind(t.dtype) != "complex" else t.to(torch.complex128)
+
+
+def _count_bad(a: torch.Tensor, e: torch.Tensor, tol: float) -> int:
+    if tol == 0.0:
+        w = a.element_size()
+        return int((a.reshape(-1).view(torch.uint8).view(-1, w) != e.reshape(-1).view(torch.uint8).view(-1, w))
+                   .any(1).sum())
+    return int(((_as_compute(a) - _as_compute(e)).abs().reshape(-1) > tol).sum())
+
+
+def _show(x: torch.Tensor) -> str:
+    if x.dtype == torch.bool:
+        raw = int(x.view(torch.uint8))
+        return str(bool(raw)) if raw in (0, 1) else f"bool with raw byte {raw}"
+    return repr(_as_compute(x).item())

@@ -1,0 +1,112 @@
+"""Result classes (DESIGN.md section 2), one rank's outcome, and how the controller merges ranks into one status.
+
+The rule that separates ``unsupported`` from ``error`` is written here and nowhere else (no per-backend lists):
+
+    A case is ``unsupported`` when every rank raised, each with an exception whose message is a refusal
+    (it matches REFUSAL below: "not supported", "unsupported", "does not support", "not implemented",
+    "does not implement", "Invalid scalar type", "Cannot use ReduceOp", "no backend type associated",
+    "only implemented for"), no rank wrote into its outputs before raising, and the world stayed usable.
+
+Anything else that raised is ``error``: a non-refusal message, an asymmetric raise (some ranks raised, others
+returned or kept waiting), a refusal that modified the output first (gloo's integer AVG writes the SUM, then
+raises), or a refusal that left the world unusable.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+PASSED, FAILED, UNSUPPORTED, ERROR = "passed", "failed", "unsupported", "error"
+TIMEOUT, CRASHED, BLOCKED, HARNESS_ERROR, SKIPPED = "timeout", "crashed", "blocked", "harness_error", "skipped"
+XFAILED, XPASSED = "xfailed", "xpassed"
+
+STATUSES = (PASSED, FAILED, UNSUPPORTED, ERROR, TIMEOUT, CRASHED, BLOCKED, HARNESS_ERROR, SKIPPED, XFAILED, XPASSED)
+CONFORMANT = frozenset({PASSED, UNSUPPORTED, SKIPPED, XFAILED})
+
+REFUSAL = re.compile(
+    r"not supported|unsupported|does not support|not implemented|does not implement|invalid scalar type"
+    r"|cannot use reduceop|no backend type associated|only implemented for",
+    re.IGNORECASE,
+)
+
+
+def is_refusal(exc_type: str, message: str) -> bool:
+    return bool(REFUSAL.search(message)) or exc_type == "NotImplementedError"
+
+
+@dataclass
+class RankOutcome:
+    """What one rank reports for one case (a few hundred bytes over the pipe)."""
+    status: str                       # passed | failed | raised | harness_error
+    reason: str = ""
+    call_s: float = 0.0               # time inside the API call and its wait
+    exc_type: str = ""
+    output_modified: bool = False     # raised after writing into an output
+    expected_error: bool = False      # the case required an error
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class CaseResult:
+    status: str
+    reason: str = ""
+    duration_s: float = 0.0           # wall time seen by the controller
+    call_s: float = 0.0               # slowest rank's time inside the call
+    ranks: dict = field(default_factory=dict)   # rank -> reason, for non-passing ranks
+
+
+def _join_reasons(by_rank: dict[int, str]) -> str:
+    texts = set(by_rank.values())
+    if len(texts) == 1 and len(by_rank) > 1:
+        return f"all ranks: {texts.pop()}"
+    return "; ".join(f"rank {r}: {t}" for r, t in sorted(by_rank.items()))
+
+
+def merge(outcomes: dict[int, RankOutcome], world_size: int) -> CaseResult:
+    """Merge every rank's outcome into one status; the worst wins and the reasons stay per rank."""
+    call_s = max((o.call_s for o in outcomes.values()), default=0.0)
+    notes = {r: o.reason for r, o in outcomes.items() if o.status != PASSED}
+
+    def result(status: str, reason: str) -> CaseResult:
+        return CaseResult(status, reason, call_s=call_s, ranks={str(r): t for r, t in notes.items()})
+
+    harness = {r: o.reason for r, o in outcomes.items() if o.status == HARNESS_ERROR}
+    if harness:
+        return result(HARNESS_ERROR, _join_reasons(harness))
+    raised = {r: o for r, o in outcomes.items() if o.status == "raised"}
+    if outcomes and all(o.expected_error for o in outcomes.values()):
+        return _merge_error_path(outcomes, raised, world_size, result)
+    if raised and len(raised) < world_size:
+        others = sorted(set(range(world_size)) - set(raised))
+        return result(ERROR, f"asymmetric: ranks {sorted(raised)} raised, ranks {others} did not; "
+                             + _join_reasons({r: o.reason for r, o in raised.items()}))
+    if raised:
+        modified = sorted(r for r, o in raised.items() if o.output_modified)
+        text = _join_reasons({r: o.reason for r, o in raised.items()})
+        if modified:
+            return result(ERROR, f"raised after writing into its output (ranks {modified}): {text}")
+        if all(is_refusal(o.exc_type, o.reason) for o in raised.values()):
+            return result(UNSUPPORTED, text)
+        return result(ERROR, text)
+    failed = {r: o.reason for r, o in outcomes.items() if o.status == FAILED}
+    if failed:
+        return result(FAILED, _join_reasons(failed))
+    return result(PASSED, "")
+
+
+def _merge_error_path(outcomes, raised, world_size, result) -> CaseResult:
+    """An invalid call: conformance means a clean error on every rank."""
+    if len(raised) == world_size:
+        return result(PASSED, "")
+    if not raised:
+        return result(FAILED, "accepted invalid arguments: no rank raised")
+    others = sorted(set(range(world_size)) - set(raised))
+    return result(ERROR, f"asymmetric: ranks {sorted(raised)} rejected the invalid call, ranks {others} accepted it")
+
+
+def world_failure(status: str, reason: str, duration_s: float) -> CaseResult:
+    return CaseResult(status, reason, duration_s=duration_s)

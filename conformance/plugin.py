@@ -1,0 +1,280 @@
+"""The pytest plugin: options, one test per case, worlds behind them, and the report.
+
+Loaded through the ``pytest11`` entry point, so it is present in every pytest run of the environment; it stays
+inert (no torch import, no processes) unless the run asks for the conformance suite: a path inside this package
+among the arguments, or one of its options given.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import pytest
+
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+OPTION_DESTS = ("c10d_device", "c10d_backend", "c10d_world_size", "c10d_plugins", "c10d_timeout", "c10d_expect")
+
+# status -> (pytest category, short letter, verbose word); how each result class shows in pytest's output.
+CATEGORIES = {
+    "unsupported": ("unsupported", "u", "UNSUPPORTED"),
+    "failed": ("failed", "F", "FAILED"),
+    "error": ("error", "E", "ERROR"),
+    "timeout": ("timeout", "T", "TIMEOUT"),
+    "crashed": ("crashed", "C", "CRASHED"),
+    "blocked": ("blocked", "B", "BLOCKED"),
+    "harness_error": ("harness_error", "H", "HARNESS_ERROR"),
+    "xfailed": ("xfailed", "x", "XFAIL"),
+    "xpassed": ("xpassed", "X", "XPASS"),
+}
+FAILING = {"failed", "error", "timeout", "crashed", "blocked", "harness_error"}
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("c10d-conformance", "c10d conformance suite (pytest conformance/)")
+    group.addoption("--device", dest="c10d_device", default=None, metavar="LIST",
+                    help="comma-separated devices to test (default: every device torch reports present)")
+    group.addoption("--backend", dest="c10d_backend", default=None, metavar="LIST",
+                    help="comma-separated backends (default per device: its default backend, plus fakepg)")
+    group.addoption("--world-size", dest="c10d_world_size", default=None, metavar="LIST",
+                    help="comma-separated world sizes (default: 2,3)")
+    group.addoption("--plugin", dest="c10d_plugins", action="append", default=[], metavar="MODULE",
+                    help="module imported in every rank before init, e.g. one that registers a backend (repeatable)")
+    # pytest-timeout owns --timeout when it is installed; then its value is ours too, and --case-timeout exists.
+    timeout_names = ["--case-timeout"] if importlib.util.find_spec("pytest_timeout") else ["--timeout", "--case-timeout"]
+    group.addoption(*timeout_names, dest="c10d_timeout", default=None, type=float, metavar="SECONDS",
+                    help="per-case watchdog: a case still running after this is a timeout (default: 30)")
+    group.addoption("--report-dir", dest="c10d_report_dir", default="reports", metavar="DIR",
+                    help="where the JSON and HTML reports go (default: reports/)")
+    group.addoption("--expect", dest="c10d_expect", action="append", default=[], metavar="FILE",
+                    help="expectations file (TOML): known statuses become xfailed/xpassed (repeatable)")
+    group.addoption("--start-method", dest="c10d_start_method", default="forkserver",
+                    choices=["forkserver", "spawn"],
+                    help="how rank processes start: fork from a server that imported torch once (default), "
+                         "or spawn a fresh interpreter (for stacks whose import is not fork-safe)")
+    group.addoption("--absent-device", dest="c10d_absent_device", default="error", choices=["error", "skip"],
+                    help="a requested device that is not present: usage error (default) or end the run cleanly")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def _requested(config) -> bool:
+    if any(config.getoption(d) for d in OPTION_DESTS):
+        return True
+    for arg in config.args:
+        path = os.path.abspath(arg.split("::", 1)[0])
+        if path == PACKAGE_DIR or path.startswith(PACKAGE_DIR + os.sep) or arg.split(".")[0] == "conformance":
+            return True
+    return False
+
+
+@dataclass
+class State:
+    plan: object                               # conformance.planning.Plan
+    runner: object = None                      # Runner or SpmdRunner, created on the first case
+    reports: dict = field(default_factory=dict)  # world label -> RunReport (written by the controlling process)
+    world_lines: list = field(default_factory=list)
+    sent_infos: set = field(default_factory=set)
+    interrupted: bool = False
+    started: float = field(default_factory=time.time)
+
+
+STATE_KEY = pytest.StashKey[State]() if hasattr(pytest, "StashKey") else None
+
+
+def _state(config) -> Optional[State]:
+    return config.stash.get(STATE_KEY, None)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "c10d: a c10d conformance case (set by the plugin)")
+    if not _requested(config):
+        return
+    from . import planning
+    try:
+        plan = planning.build(config)
+    except planning.UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    except planning.NothingToRun as exc:
+        pytest.exit(str(exc), returncode=0)
+    config.stash[STATE_KEY] = State(plan)
+    if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") in ("load", "no"):
+        config.option.dist = "loadgroup"       # a world's cases stay on one xdist worker
+    if plan.spmd and plan.spmd_rank != 0:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)                    # SPMD: rank 0 speaks and writes the report, the others stay quiet
+    if threading_is_main() and signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def threading_is_main() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_generate_tests(metafunc):
+    if "c10d_planned" not in metafunc.fixturenames:
+        return
+    state = _state(metafunc.config)
+    if state is None:
+        raise pytest.UsageError("the conformance suite was collected without its plugin state; run pytest conformance/")
+    planned = state.plan.planned_cases()
+    metafunc.parametrize("c10d_planned", [pytest.param(p, id=p.test_id, marks=p.marks()) for p in planned])
+
+
+def pytest_collection_modifyitems(session, config, items):
+    state = _state(config)
+    if state is None:
+        return
+    wanted = False
+    for item in items:
+        planned = getattr(getattr(item, "callspec", None), "params", {}).get("c10d_planned")
+        if planned is not None:
+            item.user_properties.append(("c10d_case", planned.record_base()))
+            wanted = wanted or planned.skip is None
+    if wanted and not state.plan.spmd and not hasattr(config, "workerinput") and not config.getoption("collectonly"):
+        if not getattr(config.option, "numprocesses", None):
+            from .worlds.world import warm_up
+            warm_up(state.plan.settings.start_method)
+
+
+@pytest.fixture(scope="session")
+def c10d_runner(request):
+    state = _state(request.config)
+    if state.runner is None:
+        state.runner = state.plan.make_runner(announce=lambda key, s, info: _announce(request.config, key, s))
+    yield state.runner
+    state.runner.close()
+
+
+def _announce(config, key, seconds):
+    state = _state(config)
+    line = f"c10d: world {key.label} ready in {seconds:.2f} s"
+    state.world_lines.append(line)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and not hasattr(config, "workerinput") and config.getoption("verbose") >= 0:
+        reporter.write_line("")
+        reporter.write_line(line)
+
+
+@pytest.fixture
+def c10d_check(request, c10d_runner):
+    """Run one planned case on its world and turn the result into a pytest outcome plus a report record."""
+    state = _state(request.config)
+
+    def check(planned):
+        result = c10d_runner.run(planned.key, planned.case)
+        record = dict(status=result.status, reason=result.reason, duration_s=round(result.duration_s, 6),
+                      call_s=round(result.call_s, 6), ranks=result.ranks or None)
+        record = state.plan.expectations.apply(planned.record_base() | record)
+        request.node.user_properties.append(("c10d_result", record))
+        info = c10d_runner.infos.get(planned.key)
+        if info is not None and planned.key not in state.sent_infos:
+            state.sent_infos.add(planned.key)
+            request.node.user_properties.append(("c10d_world", info))
+        if record["status"] in FAILING:
+            pytest.fail(f"{record['status']}: {record['reason']}", pytrace=False)
+
+    return check
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def _props(report) -> dict:
+    return {k: v for k, v in getattr(report, "user_properties", ()) if k.startswith("c10d_")}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_report_teststatus(report, config):
+    result = _props(report).get("c10d_result")
+    if result and report.when == "call" and result["status"] in CATEGORIES:
+        return CATEGORIES[result["status"]]
+    return None
+
+
+def pytest_runtest_logreport(report):
+    """Collect records where every report arrives: the controlling process (xdist master, or pytest itself)."""
+    config = _CONFIG.get("config")
+    state = _state(config) if config is not None else None
+    if state is None or hasattr(config, "workerinput") or not state.plan.writes_report:
+        return
+    props = _props(report)
+    base = props.get("c10d_case")
+    if base is None:
+        return
+    if report.when == "call" and "c10d_result" in props:
+        record = props["c10d_result"]
+    elif report.when == "setup" and report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        record = base | {"status": "skipped", "reason": reason.removeprefix("Skipped: ")}
+    elif report.when in ("setup", "call") and report.failed:
+        record = base | {"status": "harness_error", "reason": f"pytest {report.when} failed: "
+                         + str(report.longrepr).strip().splitlines()[-1][:300]}
+    else:
+        return
+    writer = _writer(state, base, props.get("c10d_world"))
+    writer.add(record)
+
+
+_CONFIG: dict = {}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session):
+    _CONFIG["config"] = session.config
+
+
+def _writer(state: State, base: dict, info: Optional[dict]):
+    label = base["world"]
+    writer = state.reports.get(label)
+    if writer is None:
+        from .report.writer import RunReport
+        writer = RunReport(state.plan.report_dir, state.plan.run_info(base))
+        state.reports[label] = writer
+    if info:
+        writer.update_run(**{k: v for k, v in info.items() if k != "capabilities"})
+        writer.set_capabilities(info.get("capabilities", {}), {})
+    return writer
+
+
+def pytest_keyboard_interrupt(excinfo):
+    config = _CONFIG.get("config")
+    state = _state(config) if config is not None else None
+    if state is not None:
+        state.interrupted = True
+
+
+def pytest_sessionfinish(session, exitstatus):
+    state = _state(session.config)
+    if state is None:
+        return
+    if state.runner is not None:
+        state.runner.kill()       # nothing may outlive the run, whatever ended it
+    interrupted = state.interrupted or exitstatus == pytest.ExitCode.INTERRUPTED
+    for writer in state.reports.values():
+        writer.update_run(duration_s=round(time.time() - state.started, 3))
+        writer.close(complete=not interrupted, interrupted=interrupted)
+    state.plan.warn_stale_expectations(session.config, [r for w in state.reports.values() for r in w.results])
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    state = _state(config)
+    if state is None or not state.reports:
+        return
+    terminalreporter.section("c10d conformance")
+    for line in state.world_lines:
+        terminalreporter.write_line(line)
+    try:
+        from .report.summary import terminal_table
+        terminalreporter.write_line(terminal_table([w.to_dict() for w in state.reports.values()]))
+    except ImportError:
+        pass
+    for writer in state.reports.values():
+        terminalreporter.write_line(f"report: {writer.json_path}  ({writer.html_path})")

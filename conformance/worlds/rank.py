@@ -1,0 +1,139 @@
+"""The rank process: joins its world once, then runs case after case as the controller names them.
+
+It is started from a fork server that has already imported torch (see ``launcher``), so a world costs a fork and
+an ``init_process_group``, not an interpreter start.  It must never outlive its controller: it dies with its parent
+(PR_SET_PDEATHSIG on Linux) and a watchdog thread exits when the controller's pid goes away.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import os
+import signal
+import sys
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+from .. import execute
+from ..cases import catalog, specs
+from ..cases.spec import Env, RankContext
+from ..outcomes import RankOutcome
+from . import provenance
+
+
+@dataclass
+class RankConfig:
+    backend: str
+    device: str
+    rank: int
+    world_size: int
+    store_path: str
+    plugins: list = field(default_factory=list)
+    controller_pid: int = 0
+    pg_timeout_s: float = 300.0
+    env: dict = field(default_factory=dict)
+
+
+def _die_with_controller(controller_pid: int) -> None:
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+    def watch():
+        while True:
+            time.sleep(0.5)
+            try:
+                os.kill(controller_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:
+                pass
+
+    threading.Thread(target=watch, daemon=True, name="controller-watch").start()
+
+
+def _device(cfg: RankConfig) -> torch.device:
+    if cfg.device in ("cpu", "meta"):
+        return torch.device(cfg.device)
+    module = getattr(torch, cfg.device, None)
+    count = module.device_count() if module is not None and hasattr(module, "device_count") else 1
+    index = cfg.rank % max(count, 1)
+    if module is not None and hasattr(module, "set_device"):
+        module.set_device(index)
+    return torch.device(cfg.device, index)
+
+
+def _world_model(group) -> str:
+    """A simulating backend declares its semantics (``pg.fake_semantics``); anything else is a real world."""
+    semantics = getattr(group, "fake_semantics", None)
+    return semantics if semantics in ("uniform", "copy") else "real"
+
+
+def main(conn, cfg: RankConfig) -> None:
+    os.setsid()                                   # our own process group: the controller can kill all we start
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the controller's to handle; it kills us
+    _die_with_controller(cfg.controller_pid)
+    os.environ.update(cfg.env)
+    warnings.simplefilter("ignore")               # deprecation chatter belongs to torch, not to a result
+    torch.set_num_threads(1)                      # world_size ranks share the cores; intra-op threads only contend
+    try:
+        for module in cfg.plugins:
+            importlib.import_module(module)
+        device = _device(cfg)
+        store = dist.FileStore(cfg.store_path, cfg.world_size)
+        dist.init_process_group(cfg.backend, store=store, rank=cfg.rank, world_size=cfg.world_size,
+                                timeout=timedelta(seconds=cfg.pg_timeout_s))
+        group = dist.group.WORLD
+        rt = RankContext(cfg.rank, cfg.world_size, device, cfg.backend, _world_model(group), store=store)
+        env = Env(cfg.device, cfg.world_size, tuple(int(p) for p in torch.__version__.split(".")[:2]))
+        cases, families = catalog(env), specs()
+        info = provenance.collect(cfg.backend, device, group, rt.world_model)
+    except BaseException as exc:
+        conn.send(("init_failed", f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"))
+        os._exit(3)
+    conn.send(("ready", info))
+
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            break
+        kind = msg[0]
+        if kind == "case":
+            _, seq, case_id = msg
+            case = cases.get(case_id)
+            if case is None:
+                outcome = RankOutcome("harness_error", f"rank {cfg.rank} does not know case {case_id}")
+            else:
+                rt.seq = seq
+                outcome = execute.run_case(case, families[case.family], rt)
+            conn.send(("outcome", seq, outcome.to_dict()))
+        elif kind == "probe":
+            conn.send(("probe", msg[1], _probe()))
+        elif kind == "exit":
+            break
+    conn.close()
+    # No destroy_process_group: a backend left mid-failure can hang in teardown, and the process is done anyway.
+    os._exit(0)
+
+
+def _probe() -> str:
+    """Is the world still usable after a case raised?  One tiny all_reduce through the backend answers it.
+
+    Not a barrier: gloo's barrier re-raises the error of an earlier failed async collective on some ranks only,
+    which would blame whichever case happened to come next.
+    """
+    try:
+        dist.all_reduce(torch.ones(1))
+        return ""
+    except Exception as exc:
+        return execute._short(exc)

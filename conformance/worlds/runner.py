@@ -1,0 +1,67 @@
+"""One pytest process's worlds: at most one alive at a time, replaced when a case leaves it unusable.
+
+Cases arrive grouped by world (collection order, and ``xdist_group`` under pytest-xdist), so keeping one world
+alive bounds memory to world_size processes while paying each world's start once.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from .. import outcomes
+from ..cases.spec import Case
+from ..outcomes import CaseResult
+from .world import Settings, World, WorldKey, WorldStartError
+
+START_ATTEMPTS = 2
+
+
+class Runner:
+    def __init__(self, settings: Settings, announce: Optional[Callable[[WorldKey, float, dict], None]] = None):
+        self.settings = settings
+        self.announce = announce or (lambda key, seconds, info: None)
+        self.current: Optional[World] = None
+        self.broken: dict[WorldKey, str] = {}     # worlds that could not start: why
+        self.infos: dict[WorldKey, dict] = {}     # provenance each world reported when it started
+        self.starts = 0
+
+    def run(self, key: WorldKey, case: Case) -> CaseResult:
+        if key in self.broken:
+            return CaseResult(outcomes.BLOCKED, self.broken[key])
+        world = self._world(key)
+        if world is None:
+            return CaseResult(outcomes.BLOCKED, self.broken[key])
+        result = world.run(case.id, self.settings.timeout_s, probe_after=case.fresh_world)
+        if not world.alive:
+            self.current = None   # killed by the case: the next case gets a fresh world
+        return result
+
+    def _world(self, key: WorldKey) -> Optional[World]:
+        if self.current is not None and self.current.key == key and self.current.alive:
+            return self.current
+        self.close()
+        last = None
+        for _ in range(START_ATTEMPTS):
+            world = World(key, self.settings)
+            try:
+                seconds = world.start()
+            except WorldStartError as exc:
+                last = exc
+                continue
+            self.starts += 1
+            self.current = world
+            self.infos[key] = world.info
+            self.announce(key, seconds, world.info)
+            return world
+        self.broken[key] = f"world {key.label} could not start ({last.status}): {last.reason}"
+        return None
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current.close()
+            self.current = None
+
+    def kill(self) -> None:
+        if self.current is not None:
+            self.current.kill()
+            self.current = None
