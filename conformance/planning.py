@@ -92,10 +92,10 @@ class Plan:
                 out.append(PlannedCase(key, case, skip or case.skip))
         return out
 
-    def make_runner(self, announce):
+    def make_runner(self, announce, fatal):
         if self.spmd:
             from .spmd import SpmdRunner
-            return SpmdRunner(self.settings, announce)
+            return SpmdRunner(self.settings, announce, fatal)
         from .worlds.runner import Runner
         return Runner(self.settings, announce)
 
@@ -173,7 +173,7 @@ def build(config) -> Plan:
                 keys.append((key, devices.skip_reason(backend, device, size)))
 
     settings = Settings(timeout_s=timeout, start_method=config.getoption("c10d_start_method"),
-                        probe_timeout_s=min(timeout, 10.0),
+                        probe_timeout_s=min(timeout, 10.0), start_timeout_s=max(2 * timeout, 20.0),
                         plugins=tuple(plugins))
     plan = Plan(keys, settings, config.getoption("c10d_report_dir"))
     expect_files = config.getoption("c10d_expect") or []

@@ -90,6 +90,7 @@ def _state(config) -> Optional[State]:
     return config.stash.get(STATE_KEY, None)
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_configure(config):
     config.addinivalue_line("markers", "c10d: a c10d conformance case (set by the plugin)")
     if not _requested(config):
@@ -105,8 +106,10 @@ def pytest_configure(config):
     if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") in ("load", "no"):
         config.option.dist = "loadgroup"       # a world's cases stay on one xdist worker
     if plan.spmd and plan.spmd_rank != 0:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)                    # SPMD: rank 0 speaks and writes the report, the others stay quiet
+        # SPMD: rank 0 speaks and writes the report; the others stay quiet (their exit code still tells).
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            config.pluginmanager.unregister(reporter)
     if threading_is_main() and signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
         signal.signal(signal.SIGTERM, _raise_interrupt)
 
@@ -150,7 +153,8 @@ def pytest_collection_modifyitems(session, config, items):
 def c10d_runner(request):
     state = _state(request.config)
     if state.runner is None:
-        state.runner = state.plan.make_runner(announce=lambda key, s, info: _announce(request.config, key, s))
+        state.runner = state.plan.make_runner(announce=lambda key, s, info: _announce(request.config, key, s),
+                                              fatal=lambda key, case, result: _fatal(request.config, key, case, result))
     yield state.runner
     state.runner.close()
 
@@ -161,8 +165,27 @@ def _announce(config, key, seconds):
     state.world_lines.append(line)
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None and not hasattr(config, "workerinput") and config.getoption("verbose") >= 0:
-        reporter.write_line("")
-        reporter.write_line(line)
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        with capture.global_and_fixture_disabled():   # progress for the terminal, not the test's captured output
+            reporter.write_line("")
+            reporter.write_line(line)
+
+
+def _fatal(config, key, case, result):
+    """torchrun mode, a case hung: record it and leave a valid partial report before the process ends."""
+    from .planning import PlannedCase
+    state = _state(config)
+    if not state.plan.writes_report:
+        return
+    base = PlannedCase(key, case, None).record_base()
+    _writer(state, base, state.runner.infos.get(key)).add(base | _result_fields(result))
+    for writer in state.reports.values():
+        writer.close(complete=False, interrupted=True)
+
+
+def _result_fields(result) -> dict:
+    return dict(status=result.status, reason=result.reason, duration_s=round(result.duration_s, 6),
+                call_s=round(result.call_s, 6), ranks=result.ranks or None)
 
 
 @pytest.fixture
@@ -172,9 +195,7 @@ def c10d_check(request, c10d_runner):
 
     def check(planned):
         result = c10d_runner.run(planned.key, planned.case)
-        record = dict(status=result.status, reason=result.reason, duration_s=round(result.duration_s, 6),
-                      call_s=round(result.call_s, 6), ranks=result.ranks or None)
-        record = state.plan.expectations.apply(planned.record_base() | record)
+        record = state.plan.expectations.apply(planned.record_base() | _result_fields(result))
         request.node.user_properties.append(("c10d_result", record))
         info = c10d_runner.infos.get(planned.key)
         if info is not None and planned.key not in state.sent_infos:

@@ -75,6 +75,7 @@ class RankContext:
     world_model: str = "real"
     store: Any = None                # the world's rendezvous store: lets a check see other ranks' progress
     seq: int = 0                     # this case's sequence number in the world, for unique store keys
+    cache: dict = field(default_factory=dict)   # per-world state a family builds once (e.g. subgroups), by key
 
     def peer(self, j: int) -> int:
         """Whose data rank ``j`` holds, as far as this rank can tell."""

@@ -124,7 +124,8 @@ def reduction_values(dtype: torch.dtype, op: str, n: int, rank: int, ws: int) ->
     k = kind(dtype)
     i = torch.arange(n)
     if k == "bool":
-        vals = ((i + rank) % 3 == 0) if op in ("SUM", "MAX", "BOR", "BXOR", "AVG", "PREMUL_SUM") else ((i + rank) % 4 != 1)
+        # Elements true on several ranks at once, on one, and on none: an OR stored as a count shows up.
+        vals = ((i + rank) % 3 != 0) if op in ("SUM", "MAX", "BOR", "BXOR", "AVG", "PREMUL_SUM") else ((i + rank) % 4 != 1)
         return vals.to(torch.int64)
     if op in ("SUM", "AVG", "PREMUL_SUM"):
         # base(i) + 2*((rank+i) % ws): every rank differs, and the sum is divisible by ws so AVG is exact.

@@ -1,6 +1,6 @@
 """The rank process: joins its world once, then runs case after case as the controller names them.
 
-It is started from a fork server that has already imported torch (see ``launcher``), so a world costs a fork and
+It is started from a fork server that has already imported torch (see ``world.PRELOAD``), so a world costs a fork and
 an ``init_process_group``, not an interpreter start.  It must never outlive its controller: it dies with its parent
 (PR_SET_PDEATHSIG on Linux) and a watchdog thread exits when the controller's pid goes away.
 """
@@ -61,21 +61,36 @@ def _die_with_controller(controller_pid: int) -> None:
     threading.Thread(target=watch, daemon=True, name="controller-watch").start()
 
 
-def _device(cfg: RankConfig) -> torch.device:
-    if cfg.device in ("cpu", "meta"):
-        return torch.device(cfg.device)
-    module = getattr(torch, cfg.device, None)
+def select_device(device: str, index_hint: int) -> torch.device:
+    """This rank's device: ``index_hint`` modulo the devices visible (CUDA_VISIBLE_DEVICES and kin are honoured
+    by torch itself), made current."""
+    if device in ("cpu", "meta"):
+        return torch.device(device)
+    module = getattr(torch, device, None)
     count = module.device_count() if module is not None and hasattr(module, "device_count") else 1
-    index = cfg.rank % max(count, 1)
+    index = index_hint % max(count, 1)
     if module is not None and hasattr(module, "set_device"):
         module.set_device(index)
-    return torch.device(cfg.device, index)
+    return torch.device(device, index)
 
 
 def _world_model(group) -> str:
     """A simulating backend declares its semantics (``pg.fake_semantics``); anything else is a real world."""
     semantics = getattr(group, "fake_semantics", None)
     return semantics if semantics in ("uniform", "copy") else "real"
+
+
+def join_world(backend: str, device_name: str, rank: int, world_size: int, store, timeout_s: float,
+               device_index: int):
+    """init_process_group and everything a rank needs to run cases; shared by worlds and torchrun mode."""
+    device = select_device(device_name, device_index)
+    dist.init_process_group(backend, store=store, rank=rank, world_size=world_size,
+                            timeout=timedelta(seconds=timeout_s))
+    group = dist.group.WORLD
+    rt = RankContext(rank, world_size, device, backend, _world_model(group), store=store)
+    env = Env(device_name, world_size, tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]))
+    info = provenance.collect(backend, device, group, rt.world_model)
+    return rt, catalog(env), info
 
 
 def main(conn, cfg: RankConfig) -> None:
@@ -88,15 +103,10 @@ def main(conn, cfg: RankConfig) -> None:
     try:
         for module in cfg.plugins:
             importlib.import_module(module)
-        device = _device(cfg)
         store = dist.FileStore(cfg.store_path, cfg.world_size)
-        dist.init_process_group(cfg.backend, store=store, rank=cfg.rank, world_size=cfg.world_size,
-                                timeout=timedelta(seconds=cfg.pg_timeout_s))
-        group = dist.group.WORLD
-        rt = RankContext(cfg.rank, cfg.world_size, device, cfg.backend, _world_model(group), store=store)
-        env = Env(cfg.device, cfg.world_size, tuple(int(p) for p in torch.__version__.split(".")[:2]))
-        cases, families = catalog(env), specs()
-        info = provenance.collect(cfg.backend, device, group, rt.world_model)
+        rt, cases, info = join_world(cfg.backend, cfg.device, cfg.rank, cfg.world_size, store, cfg.pg_timeout_s,
+                                     cfg.rank)
+        families = specs()
     except BaseException as exc:
         conn.send(("init_failed", f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"))
         os._exit(3)
@@ -117,23 +127,8 @@ def main(conn, cfg: RankConfig) -> None:
                 rt.seq = seq
                 outcome = execute.run_case(case, families[case.family], rt)
             conn.send(("outcome", seq, outcome.to_dict()))
-        elif kind == "probe":
-            conn.send(("probe", msg[1], _probe()))
         elif kind == "exit":
             break
     conn.close()
     # No destroy_process_group: a backend left mid-failure can hang in teardown, and the process is done anyway.
     os._exit(0)
-
-
-def _probe() -> str:
-    """Is the world still usable after a case raised?  One tiny all_reduce through the backend answers it.
-
-    Not a barrier: gloo's barrier re-raises the error of an earlier failed async collective on some ranks only,
-    which would blame whichever case happened to come next.
-    """
-    try:
-        dist.all_reduce(torch.ones(1))
-        return ""
-    except Exception as exc:
-        return execute._short(exc)

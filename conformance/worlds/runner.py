@@ -31,7 +31,7 @@ class Runner:
         world = self._world(key)
         if world is None:
             return CaseResult(outcomes.BLOCKED, self.broken[key])
-        result = world.run(case.id, self.settings.timeout_s, probe_after=case.fresh_world)
+        result = world.run(case, self.settings.timeout_s)
         if not world.alive:
             self.current = None   # killed by the case: the next case gets a fresh world
         return result
@@ -47,6 +47,8 @@ class Runner:
                 seconds = world.start()
             except WorldStartError as exc:
                 last = exc
+                if exc.status == outcomes.TIMEOUT:
+                    break         # a start that hung will hang again: do not pay for it twice
                 continue
             self.starts += 1
             self.current = world

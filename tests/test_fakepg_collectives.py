@@ -1,0 +1,415 @@
+"""Every collective through dist.*, in both semantics, as rank 1 of a world of 4.
+
+Oracle: a world in which every rank holds this rank's data; reductions applied
+("uniform") or not ("copy"). Rank 1 (not 0) so that "chunk index = rank" is checked.
+"""
+
+import warnings
+
+import pytest
+import torch
+import torch.distributed as dist
+
+import fakepg
+
+WS, RANK = 4, 1
+R = dist.ReduceOp
+
+
+@pytest.fixture(autouse=True)
+def _quiet_deprecations():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
+
+
+@pytest.fixture
+def world():
+    """make(semantics, rank, ws) -> WORLD group; destroyed (and registry restored) after."""
+    snap = _registry()
+
+    def make(semantics="copy", rank=RANK, ws=WS, **kw):
+        dist.init_process_group("fakepg", store=fakepg.FakeStore(), rank=rank, world_size=ws,
+                                pg_options=fakepg.Options(semantics=semantics, **kw))
+        return dist.group.WORLD
+
+    yield make
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    assert _registry() == snap
+
+
+def _registry():
+    B = dist.Backend
+    return (dict(B.default_device_backend_map), list(B.backend_list), dict(B.backend_capability), set(B._plugins))
+
+
+def uniform_sum(x, ws=WS):
+    return x * ws
+
+
+SEMS = ["copy", "uniform"]
+
+
+@pytest.mark.parametrize("sem", SEMS)
+@pytest.mark.parametrize("async_op", [False, True])
+def test_all_reduce_sum(world, sem, async_op):
+    pg = world(sem)
+    assert pg.fake_semantics == sem
+    t = torch.tensor([1.0, 2.0, 3.0])
+    w = dist.all_reduce(t, async_op=async_op)
+    if async_op:
+        assert w.is_completed()
+        assert w.wait() is True
+        assert w.get_future().value()[0] is t
+    else:
+        assert w is None
+    expected = torch.tensor([1.0, 2.0, 3.0]) * (WS if sem == "uniform" else 1)
+    assert torch.equal(t, expected)
+
+
+@pytest.mark.parametrize(
+    "op,dtype,x,expected",
+    [
+        (R.AVG, torch.float32, [1.0, 2.0], [1.0, 2.0]),
+        (R.PRODUCT, torch.float32, [1.0, 2.0], [1.0, 16.0]),
+        (R.PRODUCT, torch.int32, [3, -2], [81, 16]),
+        (R.MIN, torch.int64, [3, -2], [3, -2]),
+        (R.MAX, torch.float16, [3, -2], [3, -2]),
+        (R.BAND, torch.int32, [6, 5], [6, 5]),
+        (R.BOR, torch.uint8, [6, 5], [6, 5]),
+        (R.BXOR, torch.int32, [6, 5], [0, 0]),  # ws even
+        (R.SUM, torch.int8, [100, -3], [-112, -12]),  # 400 wraps to -112 like int8
+        (R.SUM, torch.uint8, [100, 3], [144, 12]),
+        (R.SUM, torch.bool, [True, False], [True, False]),  # logical OR
+        (R.PRODUCT, torch.bool, [True, False], [True, False]),  # logical AND
+        (R.SUM, torch.bfloat16, [1.5, -2], [6, -8]),
+        (R.SUM, torch.float8_e4m3fn, [1.5, -2], [6, -8]),
+        (R.PRODUCT, torch.int8, [3, 2], [81, 16]),
+        (R.PRODUCT, torch.int8, [5, 2], [113, 16]),  # 625 mod 256 = 113
+    ],
+)
+def test_all_reduce_uniform_ops(world, op, dtype, x, expected):
+    world("uniform")
+    t = torch.tensor(x).to(dtype)
+    dist.all_reduce(t, op=op)
+    assert t.dtype == dtype
+    assert torch.equal(t, torch.tensor(expected).to(dtype)), t
+
+
+def test_all_reduce_bxor_odd_world(world):
+    world("uniform", rank=2, ws=3)
+    t = torch.tensor([6, 5])
+    dist.all_reduce(t, op=R.BXOR)
+    assert t.tolist() == [6, 5]
+
+
+def test_all_reduce_product_large_world_int_wraps(world):
+    world("uniform", rank=0, ws=1024)
+    t = torch.tensor([3], dtype=torch.int64)
+    dist.all_reduce(t, op=R.PRODUCT)
+    expected = pow(3, 1024, 2**64)
+    assert t.item() == (expected - 2**64 if expected >= 2**63 else expected)
+
+
+@pytest.mark.parametrize("factor", [2.5, torch.tensor([2.5])])
+def test_all_reduce_premul_sum(world, factor):
+    world("uniform")
+    t = torch.tensor([1.0, 2.0])
+    dist.all_reduce(t, op=dist._make_nccl_premul_sum(factor))
+    assert t.tolist() == [10.0, 20.0]  # 2.5 * x * 4
+
+
+def test_all_reduce_premul_sum_int_is_rejected(world):
+    world("uniform")
+    with pytest.raises(TypeError, match="PREMUL_SUM"):
+        dist.all_reduce(torch.tensor([1, 2]), op=dist._make_nccl_premul_sum(2.0))
+
+
+@pytest.mark.parametrize("sem", SEMS)
+def test_all_reduce_copy_ignores_op_but_validates(world, sem):
+    world(sem)
+    t = torch.tensor([2.0, 3.0])
+    dist.all_reduce(t, op=R.PRODUCT)
+    assert t.tolist() == ([2.0, 3.0] if sem == "copy" else [16.0, 81.0])
+    with pytest.raises(TypeError, match="Cannot use ReduceOp.BAND"):
+        dist.all_reduce(torch.ones(2), op=R.BAND)
+
+
+@pytest.mark.parametrize("sem", SEMS)
+def test_all_reduce_complex(world, sem):
+    world(sem)
+    t = torch.tensor([1 + 2j, 3 - 1j])
+    dist.all_reduce(t)  # dist.* views complex as real before calling the backend
+    assert torch.equal(t, torch.tensor([1 + 2j, 3 - 1j]) * (WS if sem == "uniform" else 1))
+
+
+@pytest.mark.parametrize("sem", SEMS)
+def test_all_reduce_coalesced(world, sem):
+    world(sem)
+    a, b = torch.ones(2), torch.full((3,), 2.0)
+    fut = dist.all_reduce_coalesced([a, b], async_op=True)
+    assert isinstance(fut, torch.futures.Future)
+    vals = fut.wait()
+    assert vals[0] is a and vals[1] is b
+    k = WS if sem == "uniform" else 1
+    assert a.tolist() == [k] * 2 and b.tolist() == [2.0 * k] * 3
+
+
+@pytest.mark.parametrize("sem", SEMS)
+@pytest.mark.parametrize("dst", [RANK, 3])
+def test_reduce(world, sem, dst):
+    world(sem)
+    t = torch.tensor([1.0, 2.0])
+    dist.reduce(t, dst=dst)
+    k = WS if (sem == "uniform" and dst == RANK) else 1  # non-dst: left unchanged
+    assert t.tolist() == [1.0 * k, 2.0 * k]
+
+
+@pytest.mark.parametrize("sem", SEMS)
+@pytest.mark.parametrize("src", [0, RANK])
+def test_broadcast_keeps_my_data(world, sem, src):
+    world(sem)
+    t = torch.tensor([5, 6])
+    w = dist.broadcast(t, src=src, async_op=True)
+    w.wait()
+    assert t.tolist() == [5, 6]
+
+
+@pytest.mark.parametrize("sem", SEMS)
+def test_all_gather_list(world, sem):
+    world(sem)
+    x = torch.tensor([1.0, 2.0])
+    out = [torch.zeros(2) for _ in range(WS)]
+    dist.all_gather(out, x)
+    assert all(o.tolist() == [1.0, 2.0] for o in out)
+
+
+def test_all_gather_uneven_list(world):
+    world()
+    x = torch.tensor([1.0, 2.0])
+    out = [torch.full((n,), -1.0) for n in (1, 2, 3, 0)]
+    dist.all_gather(out, x)
+    assert [o.tolist() for o in out] == [[1.0], [1.0, 2.0], [1.0, 2.0, 0.0], []]
+
+
+@pytest.mark.parametrize("sem", SEMS)
+@pytest.mark.parametrize("fn", ["all_gather_single", "all_gather_into_tensor", "_all_gather_base"])
+def test_all_gather_single(world, sem, fn):
+    world(sem)
+    x = torch.tensor([1, 2, 3])
+    out = torch.zeros(WS * 3, dtype=torch.int64)
+    getattr(dist, fn)(out, x)
+    assert out.tolist() == [1, 2, 3] * WS
+    stacked = torch.zeros(WS, 3, dtype=torch.int64)  # the documented "stack" layout
+    getattr(dist, fn)(stacked, x)
+    assert stacked.tolist() == [[1, 2, 3]] * WS
+
+
+def test_all_gather_coalesced(world):
+    world()
+    a, b = torch.tensor([1.0]), torch.tensor([2.0, 3.0])
+    outs = [[torch.zeros(1), torch.zeros(2)] for _ in range(WS)]
+    dist.all_gather_coalesced(outs, [a, b])
+    assert all(o[0].tolist() == [1.0] and o[1].tolist() == [2.0, 3.0] for o in outs)
+
+
+@pytest.mark.parametrize("sem", SEMS)
+def test_coalescing_manager_fast_paths(world, sem):
+    world(sem)
+    k = WS if sem == "uniform" else 1
+    a, b = torch.ones(2), torch.ones(3)
+    with dist._coalescing_manager():
+        dist.all_reduce(a)
+        dist.all_reduce(b)
+    assert a.tolist() == [k] * 2 and b.tolist() == [k] * 3
+    outs = [torch.zeros(2 * WS), torch.zeros(WS)]
+    with dist._coalescing_manager(async_ops=True) as cm:
+        dist.all_gather_single(outs[0], torch.tensor([1.0, 2.0]))
+        dist.all_gather_single(outs[1], torch.tensor([7.0]))
+    cm.wait()
+    assert outs[0].tolist() == [1.0, 2.0] * WS and outs[1].tolist() == [7.0] * WS
+    rs = [torch.zeros(1), torch.zeros(2)]
+    with dist._coalescing_manager():
+        dist.reduce_scatter_single(rs[0], torch.arange(4.0))
+        dist.reduce_scatter_single(rs[1], torch.arange(8.0))
+    assert rs[0].tolist() == [1.0 * k] and rs[1].tolist() == [2.0 * k, 3.0 * k]
+
+
+@pytest.mark.parametrize("dst", [RANK, 0])
+def test_gather(world, dst):
+    world()
+    x = torch.tensor([4, 5])
+    gl = [torch.zeros(2, dtype=torch.int64) for _ in range(WS)] if dst == RANK else None
+    dist.gather(x, gather_list=gl, dst=dst)
+    if gl is not None:
+        assert all(g.tolist() == [4, 5] for g in gl)
+
+
+@pytest.mark.parametrize("sem", SEMS)
+def test_scatter_root_and_non_root(world, sem):
+    world(sem)
+    out = torch.full((2,), -1.0)
+    dist.scatter(out, scatter_list=[torch.full((2,), float(i)) for i in range(WS)], src=RANK)
+    assert out.tolist() == [1.0, 1.0]  # scatter_list[rank]
+    out = torch.full((2,), -1.0)
+    dist.scatter(out, src=0)
+    assert out.tolist() == [-1.0, -1.0]  # non-root: nothing derivable, left unchanged
+
+
+@pytest.mark.parametrize("sem", SEMS)
+def test_reduce_scatter_list(world, sem):
+    world(sem)
+    out = torch.zeros(2)
+    dist.reduce_scatter(out, [torch.full((2,), float(i)) for i in range(WS)])
+    assert out.tolist() == [1.0 * (WS if sem == "uniform" else 1)] * 2
+
+
+@pytest.mark.parametrize("sem", SEMS)
+@pytest.mark.parametrize("fn", ["reduce_scatter_single", "reduce_scatter_tensor", "_reduce_scatter_base"])
+def test_reduce_scatter_single(world, sem, fn):
+    world(sem)
+    out = torch.zeros(2, dtype=torch.int32)
+    getattr(dist, fn)(out, torch.arange(2 * WS, dtype=torch.int32))
+    k = WS if sem == "uniform" else 1
+    assert out.tolist() == [2 * k, 3 * k]  # chunk `rank` = [2, 3]
+
+
+def test_reduce_scatter_single_max_uniform(world):
+    world("uniform")
+    out = torch.zeros(2)
+    dist.reduce_scatter_single(out, torch.arange(8.0), op=R.MAX)
+    assert out.tolist() == [2.0, 3.0]
+
+
+@pytest.mark.parametrize("sem", SEMS)
+def test_all_to_all_list(world, sem):
+    world(sem)
+    ins = [torch.full((2,), float(i)) for i in range(WS)]
+    outs = [torch.zeros(2) for _ in range(WS)]
+    dist.all_to_all(outs, ins)
+    assert all(o.tolist() == [1.0, 1.0] for o in outs)  # rank j sends me its chunk `rank`
+
+
+@pytest.mark.parametrize("sem", SEMS)
+def test_all_to_all_single_equal(world, sem):
+    world(sem)
+    out = torch.zeros(8)
+    dist.all_to_all_single(out, torch.arange(8.0))
+    assert out.tolist() == [2.0, 3.0] * WS
+
+
+def test_all_to_all_single_uneven_and_zero_splits(world):
+    world()
+    inp = torch.arange(6.0)  # my splits to ranks 0..3: [0], [1,2], [], [3,4,5]
+    out = torch.full((5,), -1.0)
+    dist.all_to_all_single(out, inp, output_split_sizes=[2, 1, 2, 0], input_split_sizes=[1, 2, 0, 3])
+    # every peer sends me its split #1 (= my split #1 = [1, 2]); prefix copy, zero the rest
+    assert out.tolist() == [1.0, 2.0, 1.0, 1.0, 2.0]
+    out = torch.full((3,), -1.0)
+    dist.all_to_all_single(out, torch.arange(2.0), output_split_sizes=[0, 3, 0, 0], input_split_sizes=[1, 0, 1, 0])
+    assert out.tolist() == [0.0, 0.0, 0.0]  # my split #1 is empty: nothing derivable -> zeros
+
+
+def test_all_to_all_single_empty(world):
+    world()
+    out = torch.empty(0)
+    dist.all_to_all_single(out, torch.empty(0))
+    dist.all_to_all_single(out, torch.empty(0), [0] * WS, [0] * WS)
+    assert out.numel() == 0
+
+
+def test_barrier_send_recv(world):
+    world()
+    dist.barrier()
+    assert dist.barrier(async_op=True).wait()
+    dist.send(torch.ones(2), dst=2)
+    buf = torch.full((2,), 7.0)
+    assert dist.recv(buf, src=3) == 3
+    assert buf.tolist() == [7.0, 7.0]  # nothing derivable: left unchanged
+    assert dist.recv(buf) == (RANK - 1) % WS  # recv_anysource: documented sender
+    w = dist.irecv(buf)
+    assert w.wait() and w._source_rank() == 0
+    works = dist.batch_isend_irecv([dist.P2POp(dist.isend, torch.ones(1), 2), dist.P2POp(dist.irecv, buf, 0)])
+    assert all(w.wait() for w in works)
+
+
+def test_object_collective_all_gather_object(world):
+    world()
+    out = [None] * WS
+    dist.all_gather_object(out, {"r": RANK})
+    assert out == [{"r": RANK}] * WS
+
+
+def test_meta_tensors(world):
+    world("uniform")
+    t = torch.ones(3, device="meta")
+    dist.all_reduce(t)
+    out = torch.empty(3 * WS, device="meta")
+    dist.all_gather_into_tensor(out, t)
+    rs = torch.empty(1, device="meta")
+    dist.reduce_scatter_tensor(rs, torch.empty(4, device="meta"))
+    a2a = torch.empty(8, device="meta")
+    dist.all_to_all_single(a2a, torch.empty(8, device="meta"))
+    assert t.device.type == "meta" and out.shape == (12,)
+
+
+# --- argument validation --------------------------------------------------------------------
+
+
+def test_validation_errors(world):
+    pg = world()
+    with pytest.raises(ValueError, match=r"fakepg::allgather: invalid output tensor list at index 0 \(expected length 4, got 1\)"):
+        dist.all_gather([torch.zeros(2)], torch.zeros(2))
+    with pytest.raises(RuntimeError, match="invalid tensor type at index 0"):  # dist.* checks too; call the group
+        pg.allgather([[torch.zeros(2, dtype=torch.int64) for _ in range(WS)]], [torch.zeros(2)])
+    with pytest.raises(RuntimeError, match="invalid root rank: 7"):
+        dist.broadcast(torch.zeros(2), src=7)
+    with pytest.raises(ValueError, match="numel"):
+        dist.all_gather_single(torch.zeros(5), torch.zeros(2))
+    with pytest.raises(ValueError, match="world size"):
+        dist.reduce_scatter_single(torch.zeros(2), torch.zeros(5))
+    with pytest.raises(ValueError, match="Split sizes doesn't match"):
+        dist.all_to_all_single(torch.zeros(4), torch.zeros(4), [1, 1, 1, 1], [1, 1, 1, 2])
+    with pytest.raises(ValueError, match="not divisible by world size"):
+        dist.all_to_all_single(torch.zeros(5), torch.zeros(5))
+    with pytest.raises(ValueError, match="Incorrect output list size 1"):
+        dist.gather(torch.zeros(2), gather_list=[torch.zeros(2)], dst=RANK)
+    with pytest.raises(ValueError, match="invalid input tensor list"):
+        dist.scatter(torch.zeros(2), scatter_list=[torch.zeros(2)], src=RANK)
+    with pytest.raises(ValueError, match="must be world size"):
+        dist.reduce_scatter(torch.zeros(2), [torch.zeros(2)])
+    with pytest.raises(ValueError, match="does not match world size"):
+        dist.all_to_all([torch.zeros(1)] * WS, [torch.zeros(1)])
+    with pytest.raises(ValueError, match="output lists should be equal to world size"):
+        dist.all_gather_coalesced([[torch.zeros(1)]], [torch.zeros(1)])
+    with pytest.raises(ValueError, match="invalid tensor size"):
+        dist.reduce_scatter(torch.zeros(2), [torch.zeros(3) for _ in range(WS)])
+    with pytest.raises(ValueError, match="invalid destination rank"):
+        pg.send([torch.zeros(1)], 9, 0)
+    # the group still works after rejected calls
+    t = torch.ones(1)
+    dist.all_reduce(t)
+    assert t.item() == 1.0
+
+
+def test_coalescing_manager_with_device_and_monitored_barrier_limit(world):
+    pg = world("uniform")
+    t = torch.ones(2)
+    with dist._coalescing_manager(device=torch.device("cpu")):  # _start/_end_coalescing
+        dist.all_reduce(t)
+    assert t.tolist() == [4.0, 4.0]
+    # torch 2.13 refuses monitored_barrier for any non-gloo group before calling the backend
+    with pytest.raises(ValueError, match="monitored_barrier is only implemented for GLOO backend"):
+        dist.monitored_barrier()
+    pg.monitored_barrier()  # direct callers get a barrier
+
+
+def test_reduce_complex_uniform(world):
+    world("uniform")
+    t = torch.tensor([1 + 1j])
+    dist.reduce(t, dst=RANK)  # reduce does not view_as_real: the backend sees complex
+    assert t.tolist() == [4 + 4j]
+    t = torch.tensor([1 + 1j])
+    dist.reduce(t, dst=RANK, op=R.PRODUCT)
+    assert t.tolist() == [(1 + 1j) ** 4]
