@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import warnings
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -67,6 +66,9 @@ class NoExpectations:
     def stale(self):
         return []
 
+    def stale_messages(self):
+        return []
+
 
 @dataclass
 class Plan:
@@ -103,9 +105,15 @@ class Plan:
         return {"backend": base["backend"], "device": base["device"], "world_size": base["world_size"],
                 "launcher": "torchrun" if self.spmd else "pytest", "timeout_s": self.settings.timeout_s}
 
-    def warn_stale_expectations(self, config, records) -> None:
-        for entry in self.expectations.stale():
-            warnings.warn(pytest.PytestWarning(f"stale expectation: {entry}"))
+    def load_expectations(self):
+        """A fresh set loaded from the --expect files (or the empty one): each user counts its own matches."""
+        if not self.expect_files:
+            return NoExpectations()
+        from .report.expectations import Expectations, combine
+        try:
+            return combine([Expectations.load(f) for f in self.expect_files])
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--expect: {exc}") from None
 
 
 def _import_plugins(modules: list[str]) -> None:
@@ -176,13 +184,8 @@ def build(config) -> Plan:
                         probe_timeout_s=min(timeout, 10.0), start_timeout_s=max(2 * timeout, 20.0),
                         plugins=tuple(plugins))
     plan = Plan(keys, settings, config.getoption("c10d_report_dir"))
-    expect_files = config.getoption("c10d_expect") or []
-    if expect_files:
-        from .report.expectations import Expectations, combine
-        try:
-            plan.expectations = combine([Expectations.load(f) for f in expect_files])
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"--expect: {exc}") from None
+    plan.expect_files = list(config.getoption("c10d_expect") or [])
+    plan.expectations = plan.load_expectations()
     if spmd is not None:
         plan.spmd, plan.spmd_rank = True, spmd[0]
     return plan

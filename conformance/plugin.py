@@ -79,7 +79,9 @@ class State:
     reports: dict = field(default_factory=dict)  # world label -> RunReport (written by the controlling process)
     world_lines: list = field(default_factory=list)
     sent_infos: set = field(default_factory=set)
+    expectation_hits: object = None            # the controlling process's own count of expectation matches
     interrupted: bool = False
+    finished: bool = False
     started: float = field(default_factory=time.time)
 
 
@@ -102,7 +104,7 @@ def pytest_configure(config):
         raise pytest.UsageError(str(exc)) from None
     except planning.NothingToRun as exc:
         pytest.exit(str(exc), returncode=0)
-    config.stash[STATE_KEY] = State(plan)
+    config.stash[STATE_KEY] = State(plan, expectation_hits=plan.load_expectations())
     if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") in ("load", "no"):
         config.option.dist = "loadgroup"       # a world's cases stay on one xdist worker
     if plan.spmd and plan.spmd_rank != 0:
@@ -129,8 +131,34 @@ def pytest_generate_tests(metafunc):
     state = _state(metafunc.config)
     if state is None:
         raise pytest.UsageError("the conformance suite was collected without its plugin state; run pytest conformance/")
-    planned = state.plan.planned_cases()
+    planned = [p for p in state.plan.planned_cases() if _may_match_k(metafunc.config, p.test_id)]
     metafunc.parametrize("c10d_planned", [pytest.param(p, id=p.test_id, marks=p.marks()) for p in planned])
+
+
+def _may_match_k(config, test_id: str) -> bool:
+    """Apply -k before the items exist, so a narrow selection does not pay for collecting 10,000 items.
+
+    Conservative: an identifier matches when it occurs anywhere in the item's names or markers, so nothing
+    pytest's own -k would keep is dropped here; pytest still applies the real -k afterwards.
+    """
+    expr = _k_expression(config)
+    if expr is None:
+        return True
+    haystack = f"conformance test_c10d.py test_c10d[{test_id}] c10d xdist_group parametrize".lower()
+    return expr.evaluate(lambda ident, **kwargs: ident.lower() in haystack)
+
+
+def _k_expression(config):
+    if not hasattr(config, "_c10d_k"):
+        config._c10d_k = None
+        keyword = config.getoption("keyword", "")
+        if keyword:
+            try:
+                from _pytest.mark.expression import Expression   # private: without it, collect everything
+                config._c10d_k = Expression.compile(keyword)
+            except Exception:
+                pass
+    return config._c10d_k
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -195,7 +223,8 @@ def c10d_check(request, c10d_runner):
 
     def check(planned):
         result = c10d_runner.run(planned.key, planned.case)
-        record = state.plan.expectations.apply(planned.record_base() | _result_fields(result))
+        record = planned.record_base() | _result_fields(result)
+        record = state.plan.expectations.apply(dict(record, observed=record["status"]))
         request.node.user_properties.append(("c10d_result", record))
         info = c10d_runner.infos.get(planned.key)
         if info is not None and planned.key not in state.sent_infos:
@@ -242,6 +271,8 @@ def pytest_runtest_logreport(report):
         return
     writer = _writer(state, base, props.get("c10d_world"))
     writer.add(record)
+    if "observed" in record:   # count expectation matches here too: under xdist the workers' counts are lost
+        state.expectation_hits.apply(dict(record, status=record["observed"]))
 
 
 _CONFIG: dict = {}
@@ -259,10 +290,27 @@ def _writer(state: State, base: dict, info: Optional[dict]):
         from .report.writer import RunReport
         writer = RunReport(state.plan.report_dir, state.plan.run_info(base))
         state.reports[label] = writer
+        if len(state.reports) == 1:
+            _start_flusher(state)
     if info:
         writer.update_run(**{k: v for k, v in info.items() if k != "capabilities"})
         writer.set_capabilities(info.get("capabilities", {}), {})
     return writer
+
+
+def _start_flusher(state: State) -> None:
+    """Flush every report twice a second from a thread: a case that hangs or a kill -9 must not keep the
+    results before it off the disk (the writer only flushes on add, at most every 0.5 s)."""
+    import threading
+
+    def loop():
+        while not state.finished:
+            time.sleep(0.5)
+            for writer in list(state.reports.values()):
+                if not writer.closed:
+                    writer.flush()
+
+    threading.Thread(target=loop, daemon=True, name="c10d-report-flusher").start()
 
 
 def pytest_keyboard_interrupt(excinfo):
@@ -279,10 +327,10 @@ def pytest_sessionfinish(session, exitstatus):
     if state.runner is not None:
         state.runner.kill()       # nothing may outlive the run, whatever ended it
     interrupted = state.interrupted or exitstatus == pytest.ExitCode.INTERRUPTED
+    state.finished = True
     for writer in state.reports.values():
         writer.update_run(duration_s=round(time.time() - state.started, 3))
         writer.close(complete=not interrupted, interrupted=interrupted)
-    state.plan.warn_stale_expectations(session.config, [r for w in state.reports.values() for r in w.results])
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -299,3 +347,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         pass
     for writer in state.reports.values():
         terminalreporter.write_line(f"report: {writer.json_path}  ({writer.html_path})")
+    if state.plan.expect_files:
+        if config.getoption("keyword") or config.getoption("deselect"):
+            terminalreporter.write_line("expectations: stale entries not checked (the run was narrowed with -k)")
+        for message in state.expectation_hits.stale_messages():
+            terminalreporter.write_line(message, yellow=True)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from _suite import run_suite, statuses
 
-SELECT_FAULTS = ("all_reduce-default-float32-SUM-small-sync or all_reduce-default-int32-SUM-small-sync"
-                 " or all_reduce-default-int64-SUM-small-sync or broadcast-root0-float32-small")
+SELECT_FAULTS = ("ws2-all_reduce-default-float32-SUM-small-sync or ws2-all_reduce-default-int32-SUM-small-sync"
+                 " or ws2-all_reduce-default-int64-SUM-small-sync or ws2-broadcast-root0-float32-small")
 
 
 def test_hang_crash_and_one_rank_raise_are_classified_and_the_run_goes_on(tmp_path):
@@ -41,7 +41,7 @@ def test_hang_crash_and_one_rank_raise_are_classified_and_the_run_goes_on(tmp_pa
 
 def test_world_that_cannot_start_blocks_its_cases_with_the_reason(tmp_path):
     proc, reports = run_suite(tmp_path, "--plugin", "init_fails", "--backend", "initfails", "--world-size", "2",
-                              "-k", "all_reduce-default-float32-SUM-small")
+                              "-k", "ws2-all_reduce-default-float32-SUM-small")
     doc = reports["cpu-initfails-ws2"]
     assert set(statuses(doc).values()) == {"blocked"}
     assert all("initfails: cannot open the device" in r["reason"] for r in doc["results"])
@@ -59,10 +59,11 @@ def test_world_whose_init_hangs_times_out_once_then_blocks(tmp_path):
 
 
 def test_gloo_and_fakepg_first_slice_is_truthful(tmp_path):
-    proc, reports = run_suite(tmp_path, "-k", "all_reduce-default-bool-SUM-small-sync"
-                                              " or all_reduce-default-float32-SUM-small"
-                                              " or all_reduce-default-float32-PREMUL_SUM-small-sync"
-                                              " or broadcast-root2-int64-odd or ws2-barrier-default or ws3-barrier-default")
+    proc, reports = run_suite(tmp_path, "-k", "ws3-all_reduce-default-bool-SUM-small-sync"
+                                              " or ws3-all_reduce-default-float32-SUM-small"
+                                              " or ws3-all_reduce-default-float32-PREMUL_SUM-small-sync"
+                                              " or ws2-all_reduce-default-float32-SUM-small"
+                                              " or ws3-broadcast-root2-int64-odd or ws2-barrier-default or ws3-barrier-default")
     gloo = statuses(reports["cpu-gloo-ws3"])
     # gloo stores a boolean OR as a count: the byte is 2 where two ranks held True.
     assert gloo["all_reduce/default/bool/SUM/small/sync"] == "failed"

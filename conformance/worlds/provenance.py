@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import socket
 
@@ -74,6 +75,11 @@ def _advertised(group, device: torch.device) -> dict:
 
 
 def collect(backend: str, device: torch.device, group, world_model: str) -> dict:
+    """Plain JSON types only: this travels over pipes and pytest-xdist's channel (TorchVersion does not)."""
+    return json.loads(json.dumps(_collect(backend, device, group, world_model), default=str))
+
+
+def _collect(backend: str, device: torch.device, group, world_model: str) -> dict:
     return {
         "torch": torch.__version__,
         "torch_git": getattr(torch.version, "git_version", None),
