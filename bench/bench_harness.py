@@ -4,7 +4,7 @@ Measures, on the machine at hand:
   * world start: forking ranks from the warm fork server and joining the process group (gloo, fakepg);
   * harness overhead per case without pytest (Runner: wall minus time inside the collective);
   * per-case cost through pytest, for our suite and for PyTorch's ``MultiProcContinuousTest`` running the same
-    all_reduce checks (both: wall of the run minus wall of collecting the same selection);
+    all_reduce checks (both: marginal wall time per extra case between a smaller and a larger run);
   * time from pytest's start to the first result on disk.
 
     python bench/bench_harness.py [--cases N]
@@ -23,7 +23,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -99,18 +98,22 @@ def bench_first_result(tmp: str) -> float:
 
 
 def bench_suite_pytest(tmp: str, backend: str) -> tuple[int, float, float]:
-    """(cases, ms per case through pytest, ms inside collectives per case) for all_reduce small cases at ws 2."""
-    select = "ws2-all_reduce-default and small"
-    base = [sys.executable, "-m", "pytest", "conformance/", "-q", "-p", "no:cacheprovider", "--backend", backend,
-            "--world-size", "2", "-k", select]
-    report_dir = os.path.join(tmp, f"suite-{backend}")
-    collect = _timed(base + ["--collect-only", "--report-dir", report_dir + "-c"])
-    run = _timed(base + ["--report-dir", report_dir])
-    with open(os.path.join(report_dir, f"cpu-{backend}-ws2.json")) as f:
-        results = json.load(f)["results"]
-    inside = sum(r.get("call_s") or 0.0 for r in results)
-    n = len(results)
-    return n, (run - collect) / n * 1e3, inside / n * 1e3
+    """(extra cases, ms per case through pytest, ms inside the collective per case), all_reduce at ws 2.
+
+    Marginal cost: the wall time of a run with more cases minus that of a run with fewer, over the difference,
+    so interpreter start, imports, world start and report rendering cancel out.
+    """
+    walls, inside = [], []
+    for n, select in enumerate(["ws2-all_reduce-default and small",
+                                "ws2-all_reduce-default and (small or odd or noncontig)"]):
+        report_dir = os.path.join(tmp, f"suite-{backend}-{n}")
+        walls.append(_timed([sys.executable, "-m", "pytest", "conformance/", "-q", "-p", "no:cacheprovider",
+                             "--backend", backend, "--world-size", "2", "-k", select, "--report-dir", report_dir]))
+        with open(os.path.join(report_dir, f"cpu-{backend}-ws2.json")) as f:
+            results = json.load(f)["results"]
+        inside.append((len(results), sum(r.get("call_s") or 0.0 for r in results)))
+    extra = inside[1][0] - inside[0][0]
+    return extra, (walls[1] - walls[0]) / extra * 1e3, (inside[1][1] - inside[0][1]) / extra * 1e3
 
 
 CONTINUOUS_TEST = '''
@@ -146,14 +149,16 @@ METHOD = '''
 
 
 def bench_continuous(tmp: str, n: int) -> float:
-    """ms per test for PyTorch's MultiProcContinuousTest (persistent workers), same check, through pytest."""
-    path = os.path.join(tmp, "test_continuous.py")
-    with open(path, "w") as f:
-        f.write(CONTINUOUS_TEST.format(methods="".join(METHOD.format(i=i) for i in range(n))))
-    base = [sys.executable, "-m", "pytest", path, "-q", "-p", "no:cacheprovider", "-p", "no:c10d_conformance"]
-    collect = _timed(base + ["--collect-only"], cwd=tmp)
-    run = _timed(base, cwd=tmp)
-    return (run - collect) / n * 1e3
+    """ms per test for PyTorch's MultiProcContinuousTest (persistent workers), same check, through pytest;
+    marginal cost between a file of n tests and one of 2n."""
+    walls = []
+    for count in (n, 2 * n):
+        path = os.path.join(tmp, f"test_continuous_{count}.py")
+        with open(path, "w") as f:
+            f.write(CONTINUOUS_TEST.format(methods="".join(METHOD.format(i=i) for i in range(count))))
+        walls.append(_timed([sys.executable, "-m", "pytest", path, "-q", "-p", "no:cacheprovider",
+                             "-p", "no:c10d_conformance"], cwd=tmp))
+    return (walls[1] - walls[0]) / n * 1e3
 
 
 def main() -> None:
@@ -175,11 +180,12 @@ def main() -> None:
     print(f"  {'world':12} {'start s':>8} {'ms/case':>8} {'overhead ms/case':>17}")
     for name, start, per_case, overhead in rows:
         print(f"  {name:12} {start:8.3f} {per_case:8.2f} {overhead:17.2f}")
-    print("\nthrough pytest, all_reduce small cases, ws2 (run wall minus collect wall, per case):")
+    print("\nthrough pytest, all_reduce cases at ws2 (marginal wall time per extra case):")
     for backend, (n, per_case, inside) in suite.items():
         print(f"  c10d-conformance {backend:7} {n:4d} cases  {per_case:7.2f} ms/case  "
               f"(inside the collective {inside:.3f} ms, overhead {per_case - inside:.2f} ms)")
-    print(f"  torch MultiProcContinuousTest gloo  {min(args.cases, 100):4d} tests  {continuous:7.2f} ms/test")
+    print(f"  torch MultiProcContinuousTest gloo  {min(args.cases, 100):4d} tests  {continuous:7.2f} ms/test "
+          f"(same all_reduce check, persistent workers)")
     gloo_per_case = suite["gloo"][1]
     if continuous == continuous:
         print(f"\nratio MultiProcContinuousTest / c10d-conformance (gloo): {continuous / gloo_per_case:.1f}x")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Optional
+
 
 PASSED, FAILED, UNSUPPORTED, ERROR = "passed", "failed", "unsupported", "error"
 TIMEOUT, CRASHED, BLOCKED, HARNESS_ERROR, SKIPPED = "timeout", "crashed", "blocked", "harness_error", "skipped"

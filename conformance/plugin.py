@@ -10,8 +10,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import signal
-import sys
-import time
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -76,13 +74,10 @@ def _requested(config) -> bool:
 class State:
     plan: object                               # conformance.planning.Plan
     runner: object = None                      # Runner or SpmdRunner, created on the first case
-    reports: dict = field(default_factory=dict)  # world label -> RunReport (written by the controlling process)
+    collector: object = None                   # conformance.collector.Collector, where reports are written
     world_lines: list = field(default_factory=list)
     sent_infos: set = field(default_factory=set)
     expectation_hits: object = None            # the controlling process's own count of expectation matches
-    interrupted: bool = False
-    finished: bool = False
-    started: float = field(default_factory=time.time)
 
 
 STATE_KEY = pytest.StashKey[State]() if hasattr(pytest, "StashKey") else None
@@ -104,7 +99,12 @@ def pytest_configure(config):
         raise pytest.UsageError(str(exc)) from None
     except planning.NothingToRun as exc:
         pytest.exit(str(exc), returncode=0)
-    config.stash[STATE_KEY] = State(plan, expectation_hits=plan.load_expectations())
+    state = State(plan, expectation_hits=plan.load_expectations())
+    config.stash[STATE_KEY] = state
+    if plan.writes_report and not hasattr(config, "workerinput"):
+        from .collector import Collector
+        state.collector = Collector(config, state)
+        config.pluginmanager.register(state.collector, "c10d-collector")
     if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") in ("load", "no"):
         config.option.dist = "loadgroup"       # a world's cases stay on one xdist worker
     if plan.spmd and plan.spmd_rank != 0:
@@ -203,12 +203,11 @@ def _fatal(config, key, case, result):
     """torchrun mode, a case hung: record it and leave a valid partial report before the process ends."""
     from .planning import PlannedCase
     state = _state(config)
-    if not state.plan.writes_report:
+    if state.collector is None:
         return
     base = PlannedCase(key, case, None).record_base()
-    _writer(state, base, state.runner.infos.get(key)).add(base | _result_fields(result))
-    for writer in state.reports.values():
-        writer.close(complete=False, interrupted=True)
+    state.collector.add(base, base | _result_fields(result), state.runner.infos.get(key))
+    state.collector.close(interrupted=True)
 
 
 def _result_fields(result) -> dict:
@@ -237,118 +236,16 @@ def c10d_check(request, c10d_runner):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-def _props(report) -> dict:
-    return {k: v for k, v in getattr(report, "user_properties", ()) if k.startswith("c10d_")}
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_report_teststatus(report, config):
-    result = _props(report).get("c10d_result")
+    from .collector import props
+    result = props(report).get("c10d_result")
     if result and report.when == "call" and result["status"] in CATEGORIES:
         return CATEGORIES[result["status"]]
     return None
 
 
-def pytest_runtest_logreport(report):
-    """Collect records where every report arrives: the controlling process (xdist master, or pytest itself)."""
-    config = _CONFIG.get("config")
-    state = _state(config) if config is not None else None
-    if state is None or hasattr(config, "workerinput") or not state.plan.writes_report:
-        return
-    props = _props(report)
-    base = props.get("c10d_case")
-    if base is None:
-        return
-    if report.when == "call" and "c10d_result" in props:
-        record = props["c10d_result"]
-    elif report.when == "setup" and report.skipped:
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        record = base | {"status": "skipped", "reason": reason.removeprefix("Skipped: ")}
-    elif report.when in ("setup", "call") and report.failed:
-        record = base | {"status": "harness_error", "reason": f"pytest {report.when} failed: "
-                         + str(report.longrepr).strip().splitlines()[-1][:300]}
-    else:
-        return
-    writer = _writer(state, base, props.get("c10d_world"))
-    writer.add(record)
-    if "observed" in record:   # count expectation matches here too: under xdist the workers' counts are lost
-        state.expectation_hits.apply(dict(record, status=record["observed"]))
-
-
-_CONFIG: dict = {}
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionstart(session):
-    _CONFIG["config"] = session.config
-
-
-def _writer(state: State, base: dict, info: Optional[dict]):
-    label = base["world"]
-    writer = state.reports.get(label)
-    if writer is None:
-        from .report.writer import RunReport
-        writer = RunReport(state.plan.report_dir, state.plan.run_info(base))
-        state.reports[label] = writer
-        if len(state.reports) == 1:
-            _start_flusher(state)
-    if info:
-        writer.update_run(**{k: v for k, v in info.items() if k != "capabilities"})
-        writer.set_capabilities(info.get("capabilities", {}), {})
-    return writer
-
-
-def _start_flusher(state: State) -> None:
-    """Flush every report twice a second from a thread: a case that hangs or a kill -9 must not keep the
-    results before it off the disk (the writer only flushes on add, at most every 0.5 s)."""
-    import threading
-
-    def loop():
-        while not state.finished:
-            time.sleep(0.5)
-            for writer in list(state.reports.values()):
-                if not writer.closed:
-                    writer.flush()
-
-    threading.Thread(target=loop, daemon=True, name="c10d-report-flusher").start()
-
-
-def pytest_keyboard_interrupt(excinfo):
-    config = _CONFIG.get("config")
-    state = _state(config) if config is not None else None
-    if state is not None:
-        state.interrupted = True
-
-
 def pytest_sessionfinish(session, exitstatus):
     state = _state(session.config)
-    if state is None:
-        return
-    if state.runner is not None:
+    if state is not None and state.runner is not None:
         state.runner.kill()       # nothing may outlive the run, whatever ended it
-    interrupted = state.interrupted or exitstatus == pytest.ExitCode.INTERRUPTED
-    state.finished = True
-    for writer in state.reports.values():
-        writer.update_run(duration_s=round(time.time() - state.started, 3))
-        writer.close(complete=not interrupted, interrupted=interrupted)
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    state = _state(config)
-    if state is None or not state.reports:
-        return
-    terminalreporter.section("c10d conformance")
-    for line in state.world_lines:
-        terminalreporter.write_line(line)
-    try:
-        from .report.summary import terminal_table
-        terminalreporter.write_line(terminal_table([w.to_dict() for w in state.reports.values()]))
-    except ImportError:
-        pass
-    for writer in state.reports.values():
-        terminalreporter.write_line(f"report: {writer.json_path}  ({writer.html_path})")
-    if state.plan.expect_files:
-        if config.getoption("keyword") or config.getoption("deselect"):
-            terminalreporter.write_line("expectations: stale entries not checked (the run was narrowed with -k)")
-        for message in state.expectation_hits.stale_messages():
-            terminalreporter.write_line(message, yellow=True)

@@ -17,7 +17,6 @@ import time
 import warnings
 from datetime import timedelta
 
-import torch
 import torch.distributed as dist
 
 from . import devices, execute, outcomes

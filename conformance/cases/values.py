@@ -128,11 +128,15 @@ def reduction_values(dtype: torch.dtype, op: str, n: int, rank: int, ws: int) ->
         vals = ((i + rank) % 3 != 0) if op in ("SUM", "MAX", "BOR", "BXOR", "AVG", "PREMUL_SUM") else ((i + rank) % 4 != 1)
         return vals.to(torch.int64)
     if op in ("SUM", "AVG", "PREMUL_SUM"):
-        # base(i) + 2*((rank+i) % ws): every rank differs, and the sum is divisible by ws so AVG is exact.
-        top = 4 if k != "float8" else 1
-        vals = (i % (top + 1)) + 2 * ((rank + i) % ws)
         if k == "float8":
-            vals = (i % 2) + ((rank + i) % ws == 0).to(torch.int64)
+            # Two or three mantissa bits: exactly one rank holds a non-zero per element, so every partial sum is
+            # exact at any world size (AVG is then compared with a tolerance).
+            vals = torch.where(i % ws == rank, 1 + (i // ws) % 2, 0)
+        else:
+            # base(i) plus +1 on one rank and -1 on another: ranks differ, partial sums stay small at any world
+            # size, and the total is ws * base(i), so AVG is exact too.
+            base = 1 + i % 4
+            vals = base + (i % ws == rank).to(torch.int64) - ((i + 1) % ws == rank).to(torch.int64)
     elif op == "PRODUCT":
         # Exactly one rank contributes 2 per element; signed kinds also flip signs.  Product magnitude is 2.
         vals = torch.where((i + rank) % ws == 0, 2, 1)

@@ -1,0 +1,110 @@
+"""The oracle's building blocks: exact inputs, the reduction table, comparison, and the merge of ranks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conformance.cases import Env, catalog, values
+from conformance.cases.common import reduce_ops_for
+from conformance.cases.spec import RankContext
+from conformance.outcomes import RankOutcome, merge
+
+WORLD_SIZES = (2, 3, 8)
+
+
+@pytest.mark.parametrize("dtype_name", values.available_dtypes())
+@pytest.mark.parametrize("ws", WORLD_SIZES)
+def test_reduction_inputs_are_exact_in_the_dtype(dtype_name, ws):
+    """Every rank's input, and the reduction over ranks, survive a round trip through the dtype unchanged:
+    the comparison can then be bitwise whatever order a backend reduces in."""
+    dtype = values.dtype_of(dtype_name)
+    for op in reduce_ops_for(dtype_name):
+        per_rank = [values.reduction_values(dtype, op, 64, r, ws) for r in range(ws)]
+        for v in per_rank + [values.reduce_values(op, per_rank, dtype, 0.5)]:
+            if op == "AVG" and values.kind(dtype) in ("float", "float8", "complex"):
+                continue   # AVG is compared with a tolerance
+            back = v.to(dtype).to(v.dtype)
+            assert torch.equal(back, v), (dtype_name, op, ws)
+
+
+@pytest.mark.parametrize("ws", WORLD_SIZES)
+def test_every_rank_contributes_to_every_reduction(ws):
+    """A backend that returns its own input instead of the reduction must be caught on some element."""
+    for name in values.available_dtypes():
+        dtype = values.dtype_of(name)
+        for op in reduce_ops_for(name):
+            per_rank = [values.reduction_values(dtype, op, 64, r, ws) for r in range(ws)]
+            total = values.reduce_values(op, per_rank, dtype, 0.5)
+            own = per_rank[0] * (0.5 if op == "PREMUL_SUM" else 1)
+            assert not torch.equal(total.to(dtype), own.to(dtype)), (name, op, ws)
+
+
+def test_movement_values_identify_the_rank_and_reach_the_dtype_range():
+    for name in values.available_dtypes():
+        dtype = values.dtype_of(name)
+        a, b = (values.movement_values(dtype, 40, r) for r in (0, 1))
+        assert not torch.equal(a, b), name
+        seen = [v.real if isinstance(v, complex) else v for v in a.tolist() + b.tolist()]
+        assert max(values.extremes(dtype)) in seen, name
+
+
+def test_bfloat16_above_float16_max_comes_back_intact():
+    v = values.movement_values(torch.bfloat16, 40, 0)
+    assert float(v.abs().max()) > torch.finfo(torch.float16).max
+    assert torch.equal(v.to(torch.bfloat16).to(v.dtype), v)
+
+
+def test_mismatch_is_bitwise_and_names_the_element():
+    good = torch.tensor([True, False, True])
+    bad = good.clone()
+    bad.view(torch.uint8)[2] = 2          # gloo's bool SUM: a count stored in a bool
+    reason = values.describe_mismatch(bad, good, 0.0)
+    assert "raw byte 2" in reason and "flat index 2" in reason
+    assert values.describe_mismatch(good, good, 0.0) is None
+    assert "shape changed" in values.describe_mismatch(good[:2], good, 0.0)
+    assert "dtype changed" in values.describe_mismatch(good.int(), good, 0.0)
+
+
+def test_rank_context_models_real_and_simulated_worlds():
+    x = [torch.tensor([1.0, 2.0]), torch.tensor([3.0, 4.0])]
+    real = RankContext(1, 2, torch.device("cpu"), "gloo")
+    uniform = RankContext(1, 2, torch.device("cpu"), "fakepg", world_model="uniform")
+    copy = RankContext(1, 2, torch.device("cpu"), "fakepg", world_model="copy")
+    assert real.peers() == [0, 1] and uniform.peers() == [1, 1] == copy.peers()
+    assert torch.equal(real.reduce("SUM", x, torch.float32), torch.tensor([4.0, 6.0]))
+    assert torch.equal(uniform.reduce("SUM", [x[1], x[1]], torch.float32), torch.tensor([6.0, 8.0]))
+    assert torch.equal(copy.reduce("SUM", [x[1], x[1]], torch.float32), x[1])
+
+
+def _o(status, reason="", exc="RuntimeError", modified=False, expected_error=False):
+    return RankOutcome(status, reason, 0.001, exc if status == "raised" else "", modified, expected_error)
+
+
+@pytest.mark.parametrize("ranks, status, fragment", [
+    ([_o("passed"), _o("passed")], "passed", ""),
+    ([_o("failed", "x wrong"), _o("passed")], "failed", "rank 0: x wrong"),
+    ([_o("raised", "RuntimeError: Invalid scalar type")] * 2, "unsupported", "all ranks: RuntimeError: Invalid"),
+    ([_o("raised", "ValueError: Cannot use ReduceOp.BAND with NCCL", "ValueError")] * 2, "unsupported", "BAND"),
+    ([_o("raised", "RuntimeError: boom")] * 2, "error", "boom"),
+    ([_o("raised", "RuntimeError: Invalid scalar type"), _o("passed")], "error", "asymmetric"),
+    ([_o("raised", "RuntimeError: result type Float can't be cast", modified=True)] * 2, "error",
+     "raised after writing into its output"),
+    ([_o("raised", "RuntimeError: not supported", modified=True)] * 2, "error", "writing into its output"),
+    ([_o("harness_error", "suite oracle failed"), _o("passed")], "harness_error", "suite oracle failed"),
+    ([_o("raised", "ValueError: bad", "ValueError", expected_error=True)] * 2, "passed", ""),
+    ([_o("failed", "accepted", expected_error=True)] * 2, "failed", "accepted invalid arguments"),
+    ([_o("raised", "ValueError: bad", "ValueError", expected_error=True), _o("failed", "ok", expected_error=True)],
+     "error", "asymmetric"),
+])
+def test_merge_rules(ranks, status, fragment):
+    result = merge(dict(enumerate(ranks)), len(ranks))
+    assert result.status == status
+    assert fragment in result.reason
+
+
+def test_catalog_ids_are_unique_and_stable_across_calls():
+    env = Env("cpu", 3, (2, 13))
+    first, second = catalog(env), catalog(env)
+    assert list(first) == list(second)
+    assert all(case.id.count("/") == 5 for case in first.values())
