@@ -51,7 +51,7 @@ def bench_runner(n_cases: int) -> list[tuple]:
     from conformance.worlds.runner import Runner
     from conformance.worlds.world import Settings, World, WorldKey, warm_up
 
-    warm_up("forkserver")
+    warm_up(Settings())
     rows = []
     for backend in ("fakepg", "gloo"):
         for ws in (2, 3):

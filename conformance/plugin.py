@@ -165,16 +165,20 @@ def pytest_collection_modifyitems(session, config, items):
     state = _state(config)
     if state is None:
         return
-    wanted = False
+    to_run = []
     for item in items:
         planned = getattr(getattr(item, "callspec", None), "params", {}).get("c10d_planned")
         if planned is not None:
             item.user_properties.append(("c10d_case", planned.record_base()))
-            wanted = wanted or planned.skip is None
-    if wanted and not state.plan.spmd and not hasattr(config, "workerinput") and not config.getoption("collectonly"):
-        if not getattr(config.option, "numprocesses", None):
-            from .worlds.world import warm_up
-            warm_up(state.plan.settings.start_method)
+            if planned.skip is None:
+                to_run.append(planned)
+    xdist_master = getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput")
+    if to_run and not state.plan.spmd and not xdist_master and not config.getoption("collectonly"):
+        from .worlds.world import warm_up
+        if any(p.case.collective.startswith("funcol.") for p in to_run):
+            # The first eager functional collective imports torch._dynamo (about 2 s): once, not per rank.
+            state.plan.settings.preload = ("torch._dynamo",)
+        warm_up(state.plan.settings)
 
 
 @pytest.fixture(scope="session")

@@ -53,7 +53,8 @@ class SpmdRunner:
             if key in self.broken:
                 return CaseResult(outcomes.BLOCKED, self.broken[key])
         t0 = time.monotonic()
-        watchdog = threading.Timer(self.settings.timeout_s, self._hung, args=(key, case, t0))
+        limit = min(self.settings.timeout_s, case.timeout_s or self.settings.timeout_s)
+        watchdog = threading.Timer(limit, self._hung, args=(key, case, t0, limit))
         watchdog.daemon = True
         watchdog.start()
         try:
@@ -109,9 +110,9 @@ class SpmdRunner:
         self.infos[key] = info
         self.announce(key, time.monotonic() - t0, info)
 
-    def _hung(self, key, case, t0) -> None:
+    def _hung(self, key, case, t0, limit) -> None:
         result = CaseResult(outcomes.TIMEOUT, f"rank {self.rank} still running after the "
-                                              f"{self.settings.timeout_s:g} s limit (torchrun mode: the job stops here)",
+                                              f"{limit:g} s limit (torchrun mode: the job stops here)",
                             duration_s=time.monotonic() - t0)
         try:
             self.fatal(key, case, result)

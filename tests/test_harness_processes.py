@@ -80,7 +80,7 @@ def test_two_concurrent_runs_with_xdist_do_not_collide(tmp_path):
         runs.append((report_dir, subprocess.Popen(cmd, cwd=REPO, env=suite_env(), stdout=subprocess.PIPE,
                                                   stderr=subprocess.STDOUT, text=True)))
     for report_dir, proc in runs:
-        out, _ = proc.communicate(timeout=240)
+        out, _ = proc.communicate(timeout=420)
         assert proc.returncode == 0, out[-3000:]
         reports = read_reports(report_dir)
         assert set(reports) == {"cpu-gloo-ws2", "cpu-fakepg-ws2"}

@@ -37,6 +37,7 @@ class Case:
     family: str = ""                # the Spec that runs it (set by the catalog)
     skip: Optional[str] = None      # decided by the controller: not applicable here, and why
     fresh_world: bool = False       # may desynchronise ranks: run where a poisoned world costs nothing else
+    timeout_s: Optional[float] = None  # a shorter watchdog for a case expected to hang on some backends
     params: tuple = ()              # extra (key, value) pairs for the family, e.g. (("root", 1),)
 
     @property

@@ -26,17 +26,17 @@ from . import rank as rank_module
 PRELOAD = ["torch", "torch.distributed", "conformance.worlds.rank"]
 
 
-def mp_context(start_method: str):
-    ctx = multiprocessing.get_context(start_method)
-    if start_method == "forkserver":
-        ctx.set_forkserver_preload(PRELOAD)
+def mp_context(settings: "Settings"):
+    ctx = multiprocessing.get_context(settings.start_method)
+    if settings.start_method == "forkserver":
+        ctx.set_forkserver_preload(PRELOAD + list(settings.preload))
     return ctx
 
 
-def warm_up(start_method: str) -> None:
+def warm_up(settings: "Settings") -> None:
     """Start the fork server now, so torch imports there while pytest collects."""
-    if start_method == "forkserver":
-        mp_context(start_method)
+    if settings.start_method == "forkserver":
+        mp_context(settings)
         from multiprocessing import forkserver
         forkserver.ensure_running()
 
@@ -60,6 +60,7 @@ class Settings:
     probe_timeout_s: float = 10.0
     plugins: tuple = ()
     start_method: str = "forkserver"
+    preload: tuple = ()               # more modules for the fork server to import once (not every rank)
     env: dict = field(default_factory=dict)
 
 
@@ -84,7 +85,7 @@ class World:
     def start(self) -> float:
         """Start every rank and wait until all joined the process group; returns the seconds it took."""
         t0 = time.monotonic()
-        ctx = mp_context(self.settings.start_method)
+        ctx = mp_context(self.settings)
         self._tmp = tempfile.mkdtemp(prefix=f"c10d-{self.key.label}-")
         store_path = os.path.join(self._tmp, "store")
         for r in range(self.key.world_size):
@@ -150,7 +151,7 @@ class World:
     # -- running ----------------------------------------------------------------------------------------------
     def run(self, case, timeout_s: float) -> CaseResult:
         """Run one case on every rank; a case that raised (or asked for it) is followed by a probe."""
-        result, ranked = self._run_once(case.id, timeout_s)
+        result, ranked = self._run_once(case.id, min(timeout_s, case.timeout_s or timeout_s))
         if not self.alive:
             return result
         if result.status == outcomes.PASSED and case.shape != "large" and not case.fresh_world:
