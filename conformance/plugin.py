@@ -235,6 +235,8 @@ def c10d_check(request, c10d_runner):
             request.node.user_properties.append(("c10d_world", info))
         if record["status"] in FAILING:
             pytest.fail(f"{record['status']}: {record['reason']}", pytrace=False)
+        if record["status"] == "skipped":    # decided once the world said what it is (e.g. simulated)
+            pytest.skip(record["reason"])
 
     return check
 

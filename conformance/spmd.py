@@ -52,6 +52,8 @@ class SpmdRunner:
             self._switch(key)
             if key in self.broken:
                 return CaseResult(outcomes.BLOCKED, self.broken[key])
+        if case.real_world_only and self.rt.simulated:
+            return CaseResult(outcomes.SKIPPED, case.real_world_only)
         t0 = time.monotonic()
         limit = min(self.settings.timeout_s, case.timeout_s or self.settings.timeout_s)
         watchdog = threading.Timer(limit, self._hung, args=(key, case, t0, limit))

@@ -38,6 +38,7 @@ class Case:
     skip: Optional[str] = None      # decided by the controller: not applicable here, and why
     fresh_world: bool = False       # may desynchronise ranks: run where a poisoned world costs nothing else
     timeout_s: Optional[float] = None  # a shorter watchdog for a case expected to hang on some backends
+    real_world_only: Optional[str] = None  # why it means nothing in a simulated world (skipped there)
     params: tuple = ()              # extra (key, value) pairs for the family, e.g. (("root", 1),)
 
     @property

@@ -151,6 +151,8 @@ class World:
     # -- running ----------------------------------------------------------------------------------------------
     def run(self, case, timeout_s: float) -> CaseResult:
         """Run one case on every rank; a case that raised (or asked for it) is followed by a probe."""
+        if case.real_world_only and self.info.get("capabilities", {}).get("world_model", "real") != "real":
+            return CaseResult(outcomes.SKIPPED, case.real_world_only)
         result, ranked = self._run_once(case.id, min(timeout_s, case.timeout_s or timeout_s))
         if not self.alive:
             return result
