@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import traceback
 
@@ -12,9 +13,14 @@ from .cases.spec import Case, Prepared, RankContext, Spec
 from .outcomes import FAILED, HARNESS_ERROR, PASSED, RankOutcome
 
 
+# "[/path/file.cc:123]" source locations and "[enforce fail at ...]" prefixes from C++ errors: they differ between
+# builds and runs, so they would make report diffs noisy without saying anything about the backend.
+_SOURCE_LOCATION = re.compile(r"\[(?:enforce fail at )?[^\]]*\.(?:cc|cpp|cu|h|hpp|c):\d+\]\s*")
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    first = text[0] if text else ""
+    first = _SOURCE_LOCATION.sub("", text[0] if text else "")
     # C++ errors carry an "Exception raised from ..." trailer and frames; the first line says what happened.
     return f"{type(exc).__name__}: {first}"[:500]
 
@@ -44,9 +50,9 @@ def _wait(handle) -> str | None:
     """Wait on what an async call returned; returns a Work-contract violation, or None."""
     if handle is None:
         return "async_op=True returned None instead of a Work"
-    if isinstance(handle, torch.futures.Future):
+    if isinstance(handle, torch._C.Future):   # *_coalesced(async_op=True) returns a bare future, not a Work
         handle.wait()
-        return None
+        return None if handle.done() else "the returned future is not done after wait() returned"
     handle.wait()
     if not handle.is_completed():
         return "Work.is_completed() is False after wait() returned"
@@ -55,7 +61,7 @@ def _wait(handle) -> str | None:
 
 def _check_future(handle, prep: Prepared) -> str | None:
     """After wait(): the Work's future must be complete and carry the output tensors (DDP relies on it)."""
-    if isinstance(handle, torch.futures.Future):
+    if isinstance(handle, torch._C.Future):
         fut = handle
     else:
         fut = handle.get_future()

@@ -5,7 +5,8 @@ The rule that separates ``unsupported`` from ``error`` is written here and nowhe
     A case is ``unsupported`` when every rank raised, each with an exception whose message is a refusal
     (it matches REFUSAL below: "not supported", "unsupported", "does not support", "not implemented",
     "does not implement", "Invalid scalar type", "Cannot use ReduceOp", "no backend type associated",
-    "only implemented for"), no rank wrote into its outputs before raising, and the world stayed usable.
+    "only implemented for", "must be contiguous"), no rank wrote into its outputs before raising, and the world
+    stayed usable.
 
 Anything else that raised is ``error``: a non-refusal message, an asymmetric raise (some ranks raised, others
 returned or kept waiting), a refusal that modified the output first (gloo's integer AVG writes the SUM, then
@@ -27,7 +28,7 @@ CONFORMANT = frozenset({PASSED, UNSUPPORTED, SKIPPED, XFAILED})
 
 REFUSAL = re.compile(
     r"not supported|unsupported|does not support|not implemented|does not implement|invalid scalar type"
-    r"|cannot use reduceop|no backend type associated|only implemented for",
+    r"|cannot use reduceop|no backend type associated|only implemented for|must be contiguous|has to be contiguous",
     re.IGNORECASE,
 )
 
@@ -59,10 +60,12 @@ class CaseResult:
     ranks: dict = field(default_factory=dict)   # rank -> reason, for non-passing ranks
 
 
-def _join_reasons(by_rank: dict[int, str]) -> str:
+def join_reasons(by_rank: dict[int, str], world_size: int = 0) -> str:
+    """One reason per rank, folded when they agree: "all ranks: ..." only when every rank of the world said it."""
     texts = set(by_rank.values())
     if len(texts) == 1 and len(by_rank) > 1:
-        return f"all ranks: {texts.pop()}"
+        who = "all ranks" if len(by_rank) == world_size else f"ranks {sorted(by_rank)}"
+        return f"{who}: {texts.pop()}"
     return "; ".join(f"rank {r}: {t}" for r, t in sorted(by_rank.items()))
 
 
@@ -76,17 +79,17 @@ def merge(outcomes: dict[int, RankOutcome], world_size: int) -> CaseResult:
 
     harness = {r: o.reason for r, o in outcomes.items() if o.status == HARNESS_ERROR}
     if harness:
-        return result(HARNESS_ERROR, _join_reasons(harness))
+        return result(HARNESS_ERROR, join_reasons(harness, world_size))
     raised = {r: o for r, o in outcomes.items() if o.status == "raised"}
     if outcomes and all(o.expected_error for o in outcomes.values()):
         return _merge_error_path(outcomes, raised, world_size, result)
     if raised and len(raised) < world_size:
         others = sorted(set(range(world_size)) - set(raised))
         return result(ERROR, f"asymmetric: ranks {sorted(raised)} raised, ranks {others} did not; "
-                             + _join_reasons({r: o.reason for r, o in raised.items()}))
+                             + join_reasons({r: o.reason for r, o in raised.items()}, world_size))
     if raised:
         modified = sorted(r for r, o in raised.items() if o.output_modified)
-        text = _join_reasons({r: o.reason for r, o in raised.items()})
+        text = join_reasons({r: o.reason for r, o in raised.items()}, world_size)
         if modified:
             return result(ERROR, f"raised after writing into its output (ranks {modified}): {text}")
         if all(is_refusal(o.exc_type, o.reason) for o in raised.values()):
@@ -94,7 +97,7 @@ def merge(outcomes: dict[int, RankOutcome], world_size: int) -> CaseResult:
         return result(ERROR, text)
     failed = {r: o.reason for r, o in outcomes.items() if o.status == FAILED}
     if failed:
-        return result(FAILED, _join_reasons(failed))
+        return result(FAILED, join_reasons(failed, world_size))
     return result(PASSED, "")
 
 

@@ -110,6 +110,9 @@ def _palette(dtype: torch.dtype) -> list[float]:
 
 def movement_values(dtype: torch.dtype, n: int, rank: int, salt: int = 0) -> torch.Tensor:
     """Values that identify (rank, element) and use the dtype's range; exact under copies, not for arithmetic."""
+    if kind(dtype) == "bool":
+        # Two values only: a period that grows with the rank keeps every rank's pattern distinct.
+        return ((torch.arange(n) + salt) // (rank + 1)) % 2
     pal = torch.tensor(_palette(dtype), dtype=_compute_dtype(dtype) if kind(dtype) != "complex" else torch.float64)
     idx = (torch.arange(n) * 5 + rank * 7 + salt * 3) % len(pal)
     vals = pal[idx]

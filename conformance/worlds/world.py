@@ -106,7 +106,8 @@ class World:
         if problem is None:
             failed = {r: m[1] for r, m in replies.items() if m[0] == "init_failed"}
             if failed:
-                problem = (outcomes.ERROR, "backend init failed: " + outcomes._join_reasons(failed))
+                problem = (outcomes.ERROR, "backend init failed: "
+                           + outcomes.join_reasons(failed, self.key.world_size))
         if problem is not None:
             self.kill()
             status, reason = problem
@@ -176,7 +177,7 @@ class World:
             done = {r: RankOutcome(**m[2]) for r, m in replies.items()}
             if status == outcomes.ERROR and done:   # asymmetric: some raised, the others kept waiting
                 raised = {r: o.reason for r, o in done.items() if o.status == "raised"}
-                reason = f"asymmetric: {reason}; " + outcomes._join_reasons(raised)
+                reason = f"asymmetric: {reason}; " + outcomes.join_reasons(raised, self.key.world_size)
             result = outcomes.world_failure(status, reason, elapsed)
             result.ranks = {str(r): o.reason for r, o in done.items() if o.reason}
             return result, done

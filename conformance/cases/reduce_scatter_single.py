@@ -1,0 +1,62 @@
+"""reduce_scatter_single / reduce_scatter_tensor: one input tensor of ws equal chunks; rank i ends with the
+reduction over ranks of their chunk i.
+
+Both layouts the docstring documents are cases: ``cat`` (input is (ws*N, ...), chunks along dim 0) and ``stack``
+(input is (ws, *output.shape)).  The full op x dtype table runs on ``reduce_scatter_single`` cat; the pre-2.13 name
+``reduce_scatter_tensor`` (a deprecated alias in 2.13) runs both layouts on a few dtypes, plus ``bad_size``: an
+input whose size is not ws times the output's, which every rank must refuse.  Inputs as in reduce_scatter: one
+reduction vector per rank, cut into the chunks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch.distributed as dist
+
+from . import common
+from .spec import Case, Prepared, RankContext, Spec
+
+NO_SCALAR = tuple(s for s in common.SHAPES if s != "scalar")   # a 0-d output has no dim 0 to concatenate along
+
+
+class ReduceScatterSingle(Spec):
+    def __init__(self, name: str, main: bool):
+        self.name, self.main = name, main
+
+    def cases(self, env):
+        skip = common.absent(self.name)
+        if self.main:
+            yield from common.op_axes(self.name, self.name, "cat", skip=skip)
+            yield from common.spread_axes(self.name, self.name, "cat", op="SUM", shapes=NO_SCALAR, skip=skip)
+        else:
+            yield from common.variant_axes(self.name, self.name, "cat", op="SUM", skip=skip)
+            yield common.error_case(self.name, self.name, "bad_size", op="SUM", skip=skip)
+        yield from common.variant_axes(self.name, self.name, "stack", op="SUM", skip=skip)
+
+    def prepare(self, case: Case, rt: RankContext) -> Prepared:
+        ws, me = rt.world_size, rt.rank
+        piece = common.chunk_shape(case)
+        n = math.prod(piece)
+        shape = (ws,) + piece if case.variant == "stack" else common.cat_shape(case, ws)
+        flat = common.reduction_flat(case, ws * n, me, ws)
+        if case.variant == "bad_size":
+            shape = (shape[0] + 1,) + shape[1:]   # one row too many: not ws equal chunks
+            flat = common.reduction_flat(case, math.prod(shape), me, ws)
+        x = common.shaped(flat, shape, case, rt)
+        reduced = common.shaped(common.pieces(common.expected_reduction_flat(case, rt, ws * n), [piece] * ws)[me],
+                                piece, case, rt)
+        out = common.stale(case, rt, unlike=reduced)
+        op = common.reduce_op(case, rt)
+        fn = getattr(dist, self.name)
+        return Prepared(
+            call=lambda async_op: fn(out, x, op=op, async_op=async_op),
+            outputs=[out],
+            expected=[reduced],
+            op=case.op,
+            expect_error=case.variant.startswith("bad_"),
+        )
+
+
+SPECS = [ReduceScatterSingle("reduce_scatter_single", main=True),
+         ReduceScatterSingle("reduce_scatter_tensor", main=False)]
