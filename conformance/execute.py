@@ -13,9 +13,9 @@ from .cases.spec import Case, Prepared, RankContext, Spec
 from .outcomes import FAILED, HARNESS_ERROR, PASSED, RankOutcome
 
 
-# "[/path/file.cc:123]" source locations and "[enforce fail at ...]" prefixes from C++ errors: they differ between
-# builds and runs, so they would make report diffs noisy without saying anything about the backend.
-_SOURCE_LOCATION = re.compile(r"\[(?:enforce fail at )?[^\]]*\.(?:cc|cpp|cu|h|hpp|c):\d+\]\s*")
+# "[/path/file.cc:123]" source locations, "[enforce fail at ...]" and "[rank0]:" prefixes from C++ errors: they
+# differ between builds, runs and ranks, so they would keep per-rank reasons apart and make report diffs noisy.
+_SOURCE_LOCATION = re.compile(r"\[(?:enforce fail at )?[^\]]*\.(?:cc|cpp|cu|h|hpp|c):\d+\]\s*|^\[rank\d+\]:\s*")
 
 
 def _short(exc: BaseException) -> str:

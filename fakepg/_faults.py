@@ -163,6 +163,8 @@ def perturb_first(outputs) -> None:
         elif t.dtype.is_floating_point and t.dtype.itemsize == 1:
             f = v.float()
             t[idx] = (f + 1 if (f + 1).to(t.dtype).float() != f else -f - 1).to(t.dtype)
+        elif not t.dtype.is_floating_point and not t.dtype.is_complex:
+            t[idx] = v ^ 1   # flips one bit: any integer width, never saturates (uint16+ have no add on cpu)
         else:
             new = v + 1
             if bool((new == v).all()):  # huge floats: +1 is absorbed

@@ -465,14 +465,17 @@ class FakeProcessGroup(dist.ProcessGroup):
 
     def all_gather_single_coalesced(self, outputs, inputs, opts=None):
         opts = opts or AllgatherOptions()
-        plan = NO_PLAN if self._quiet else self._plan("all_gather_single_coalesced", _dtype_of(inputs), opts)
+        # torch 2.13 sends the plain functional all_gather_single here as a one-tensor coalesced call: plan (and
+        # select faults) under its own name, and only a real coalesced call can drop its last tensor.
+        name = "all_gather_single_coalesced" if len(inputs) > 1 else "all_gather_single"
+        plan = NO_PLAN if self._quiet else self._plan(name, _dtype_of(inputs), opts)
         fn = "all_gather_single_coalesced"
         _check_len(fn, "output", outputs, len(inputs))
         for i, (o, t) in enumerate(zip(outputs, inputs)):
             _check_type(fn, o, t, i)
             if o.numel() != t.numel() * self._ws:
                 _bad(fn, f"invalid tensor size at index {i} (output numel {o.numel()} != {self._ws} * {t.numel()})")
-        n = len(inputs) - (1 if plan.drop_last else 0)
+        n = len(inputs) - (1 if plan.drop_last and len(inputs) > 1 else 0)
 
         def write():
             for i in range(n):
@@ -527,7 +530,10 @@ class FakeProcessGroup(dist.ProcessGroup):
 
     def reduce_scatter_single_coalesced(self, outputs, inputs, opts=None):
         opts = opts or ReduceScatterOptions()
-        plan = NO_PLAN if self._quiet else self._plan("reduce_scatter_single_coalesced", _dtype_of(inputs), opts)
+        # torch 2.13 sends the plain functional reduce_scatter_single here as a one-tensor coalesced call: plan (and
+        # select faults) under its own name, and only a real coalesced call can drop its last tensor.
+        name = "reduce_scatter_single_coalesced" if len(inputs) > 1 else "reduce_scatter_single"
+        plan = NO_PLAN if self._quiet else self._plan(name, _dtype_of(inputs), opts)
         fn = "reduce_scatter_single_coalesced"
         ws = self._ws
         _check_len(fn, "output", outputs, len(inputs))
@@ -537,7 +543,7 @@ class FakeProcessGroup(dist.ProcessGroup):
                 _bad(fn, f"invalid tensor size at index {i} (output numel {o.numel()} * {ws} != {t.numel()})")
         op, factor = self._op(fn, plan, opts, inputs[0]) if inputs else (None, None)
         idx = ws - 1 - self._rank if plan.mirror else self._rank
-        n = len(inputs) - (1 if plan.drop_last else 0)
+        n = len(inputs) - (1 if plan.drop_last and len(inputs) > 1 else 0)
 
         def write():
             for i in range(n):

@@ -8,14 +8,11 @@ communication) has nobody to wait for, so there only the call and the Work contr
 
 from __future__ import annotations
 
-import time
-
 import torch.distributed as dist
 
 from . import common
 from .spec import Case, Prepared, RankContext, Spec
 
-LATE_ENTRY_S = 0.05
 
 
 class Barrier(Spec):
@@ -36,23 +33,12 @@ class Barrier(Spec):
         elif case.variant == "timeout":
             from datetime import timedelta
             kwargs["timeout"] = timedelta(seconds=60)
-        checks_sync = rt.store is not None and not rt.simulated and rt.world_size > 1
-        keys = [f"conformance/barrier/{rt.seq}/{r}" for r in range(rt.world_size)]
+        enter, after = common.entry_check(rt, "barrier")
 
         def call(async_op):
-            if checks_sync:
-                if rt.rank == rt.world_size - 1:
-                    time.sleep(LATE_ENTRY_S)
-                rt.store.set(keys[rt.rank], "1")
+            enter()
             return dist.barrier(async_op=async_op, **kwargs)
 
-        def after():
-            if checks_sync and not rt.store.check(keys):
-                missing = [r for r, k in enumerate(keys) if not rt.store.check([k])]
-                return f"barrier returned before ranks {missing} entered it"
-            return None
-
-        return Prepared(call=call, after=after if checks_sync else None, check_future=False)
-
+        return Prepared(call=call, after=after, check_future=False)
 
 SPECS = [Barrier()]

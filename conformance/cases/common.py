@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Iterator
 
 import torch
@@ -242,3 +243,29 @@ def pieces(flat: torch.Tensor, shapes: list[tuple[int, ...]]) -> list[torch.Tens
         out.append(flat[at:at + n])
         at += n
     return out
+
+
+LATE_ENTRY_S = 0.05
+
+
+def entry_check(rt: RankContext, name: str):
+    """Clock-free synchronisation check for barrier-like calls: ``enter()`` (just before the call) writes this
+    rank's key to the world's store, the last rank entering late; ``after()`` (once the call returned) names the
+    ranks whose key is still missing.  Returns (enter, after), or (no-op, None) where nobody can be waited for
+    (a simulated world, world size 1, no store)."""
+    if rt.store is None or rt.simulated or rt.world_size < 2:
+        return (lambda: None), None
+    keys = [f"conformance/{name}/{rt.seq}/{r}" for r in range(rt.world_size)]
+
+    def enter():
+        if rt.rank == rt.world_size - 1:
+            time.sleep(LATE_ENTRY_S)
+        rt.store.set(keys[rt.rank], "1")
+
+    def after():
+        if rt.store.check(keys):
+            return None
+        missing = [r for r, k in enumerate(keys) if not rt.store.check([k])]
+        return f"{name} returned before ranks {missing} entered it"
+
+    return enter, after

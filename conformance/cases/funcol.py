@@ -99,7 +99,8 @@ class Funcol(Spec):
             for mode in MODES:
                 yield case("all_to_all_single", "default", dtype, None, "small", mode)
         for mode in MODES:
-            yield case("all_to_all_single", "splits", "float32", None, "small", mode)
+            yield replace(case("all_to_all_single", "splits", "float32", None, "small", mode),
+                          real_world_only="not meaningful in a simulated world: uneven splits depend on the sender")
 
         for root in sorted({0, ws - 1}):
             for dtype in ("float32", "bfloat16", "int64"):

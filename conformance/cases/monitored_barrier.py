@@ -10,7 +10,6 @@ for; there only the call is checked.  Sync only: the API has no async_op.
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import torch.distributed as dist
@@ -18,7 +17,6 @@ import torch.distributed as dist
 from . import common
 from .spec import Case, Prepared, RankContext, Spec
 
-LATE_ENTRY_S = 0.05
 
 
 class MonitoredBarrier(Spec):
@@ -36,23 +34,12 @@ class MonitoredBarrier(Spec):
             kwargs["wait_all_ranks"] = True
         elif case.variant == "timeout":
             kwargs["timeout"] = timedelta(seconds=30)
-        checks_sync = rt.store is not None and not rt.simulated and rt.world_size > 1
-        keys = [f"conformance/monitored_barrier/{rt.seq}/{r}" for r in range(rt.world_size)]
+        enter, after = common.entry_check(rt, "monitored_barrier")
 
         def call(async_op):
-            if checks_sync:
-                if rt.rank == rt.world_size - 1:
-                    time.sleep(LATE_ENTRY_S)
-                rt.store.set(keys[rt.rank], "1")
+            enter()
             return dist.monitored_barrier(**kwargs)
 
-        def after():
-            if checks_sync and not rt.store.check(keys):
-                missing = [r for r, k in enumerate(keys) if not rt.store.check([k])]
-                return f"monitored_barrier returned before ranks {missing} entered it"
-            return None
-
         return Prepared(call, check_future=False, after=after)
-
 
 SPECS = [MonitoredBarrier()]

@@ -102,17 +102,18 @@ def _palette(dtype: torch.dtype) -> list[float]:
     k = kind(dtype)
     if k == "bool":
         return [0, 1]
-    small = [0, 1, 2, 3, 4, 5, 6, 7, 8, 0.5, 1.5] if k in ("float", "float8", "complex") else list(range(0, 12))
+    small = [1, 2, 3, 4, 5, 6, 7, 8, 0.5, 1.5] if k in ("float", "float8", "complex") else list(range(1, 12))
     if k == "int":
         small += [-1, -2, -3, -7]
-    return small + extremes(dtype)
+    # 0 last: a one-element tensor of a low rank never holds 0, so an output zeroed by mistake shows.
+    return small + [e for e in extremes(dtype) if e != 0] + [0]
 
 
 def movement_values(dtype: torch.dtype, n: int, rank: int, salt: int = 0) -> torch.Tensor:
     """Values that identify (rank, element) and use the dtype's range; exact under copies, not for arithmetic."""
     if kind(dtype) == "bool":
         # Two values only: a period that grows with the rank keeps every rank's pattern distinct.
-        return ((torch.arange(n) + salt) // (rank + 1)) % 2
+        return ((torch.arange(n) + salt + rank + 1) // (rank + 1)) % 2   # starts at 1: a zeroed output shows
     pal = torch.tensor(_palette(dtype), dtype=_compute_dtype(dtype) if kind(dtype) != "complex" else torch.float64)
     idx = (torch.arange(n) * 5 + rank * 7 + salt * 3) % len(pal)
     vals = pal[idx]
@@ -125,7 +126,11 @@ def movement_values(dtype: torch.dtype, n: int, rank: int, salt: int = 0) -> tor
 def reduction_values(dtype: torch.dtype, op: str, n: int, rank: int, ws: int) -> torch.Tensor:
     """Inputs for reduce-op ``op`` whose reduction over ``ws`` ranks is exact in ``dtype`` in any order."""
     k = kind(dtype)
-    i = torch.arange(n)
+    # A Beatty sequence instead of 0..n-1: no period, so pieces cut from one vector (reduce_scatter chunks,
+    # coalesced tensors) never repeat each other whatever their length; it only changes which small value lands
+    # where, so exactness is unchanged.
+    idx = torch.arange(n)
+    i = idx + (idx.double() * 0.6180339887498949).floor().long()
     if k == "bool":
         # Elements true on several ranks at once, on one, and on none: an OR stored as a count shows up.
         vals = ((i + rank) % 3 != 0) if op in ("SUM", "MAX", "BOR", "BXOR", "AVG", "PREMUL_SUM") else ((i + rank) % 4 != 1)
