@@ -78,6 +78,7 @@ class State:
     world_lines: list = field(default_factory=list)
     sent_infos: set = field(default_factory=set)
     expectation_hits: object = None            # the controlling process's own count of expectation matches
+    selected: Optional[list] = None            # planned cases -k may keep (see _selected)
 
 
 STATE_KEY = pytest.StashKey[State]() if hasattr(pytest, "StashKey") else None
@@ -105,6 +106,7 @@ def pytest_configure(config):
         from .collector import Collector
         state.collector = Collector(config, state)
         config.pluginmanager.register(state.collector, "c10d-collector")
+    _start_fork_server_early(config, state)
     if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") in ("load", "no"):
         config.option.dist = "loadgroup"       # a world's cases stay on one xdist worker
     if plan.spmd and plan.spmd_rank != 0:
@@ -131,8 +133,15 @@ def pytest_generate_tests(metafunc):
     state = _state(metafunc.config)
     if state is None:
         raise pytest.UsageError("the conformance suite was collected without its plugin state; run pytest conformance/")
-    planned = [p for p in state.plan.planned_cases() if _may_match_k(metafunc.config, p.test_id)]
+    planned = _selected(metafunc.config, state)
     metafunc.parametrize("c10d_planned", [pytest.param(p, id=p.test_id, marks=p.marks()) for p in planned])
+
+
+def _selected(config, state) -> list:
+    """The planned cases -k may keep, computed once (configure uses it to start the fork server early)."""
+    if state.selected is None:
+        state.selected = [p for p in state.plan.planned_cases() if _may_match_k(config, p.test_id)]
+    return state.selected
 
 
 def _may_match_k(config, test_id: str) -> bool:
@@ -165,20 +174,26 @@ def pytest_collection_modifyitems(session, config, items):
     state = _state(config)
     if state is None:
         return
-    to_run = []
     for item in items:
         planned = getattr(getattr(item, "callspec", None), "params", {}).get("c10d_planned")
         if planned is not None:
             item.user_properties.append(("c10d_case", planned.record_base()))
-            if planned.skip is None:
-                to_run.append(planned)
+
+
+def _start_fork_server_early(config, state) -> None:
+    """Start the fork server while pytest collects, so torch is imported there in parallel (first result sooner).
+    Only where worlds will run: not in an xdist master, under torchrun, or for --collect-only."""
     xdist_master = getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput")
-    if to_run and not state.plan.spmd and not xdist_master and not config.getoption("collectonly"):
-        from .worlds.world import warm_up
-        if any(p.case.collective.startswith("funcol.") for p in to_run):
-            # The first eager functional collective imports torch._dynamo (about 2 s): once, not per rank.
-            state.plan.settings.preload = ("torch._dynamo",)
-        warm_up(state.plan.settings)
+    if state.plan.spmd or xdist_master or config.getoption("collectonly"):
+        return
+    to_run = [p for p in _selected(config, state) if p.skip is None]
+    if not to_run:
+        return
+    from .worlds.world import warm_up
+    if any(p.case.collective.startswith("funcol.") for p in to_run):
+        # The first eager functional collective imports torch._dynamo (about 2 s): once, not per rank.
+        state.plan.settings.preload = ("torch._dynamo",)
+    warm_up(state.plan.settings)
 
 
 @pytest.fixture(scope="session")
