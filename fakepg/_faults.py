@@ -85,6 +85,15 @@ class Plan:
 NO_PLAN = Plan()
 
 
+
+# Which Plan flag each fault kind sets ("raise" carries its message instead).
+PLAN_FLAG = {
+    "crash": "crash", "hang": "hang", "wrong_value": "wrong_value", "chunk_order": "mirror",
+    "off_by_one_root": "shift_root", "wrong_op": "wrong_op", "early_complete": "early",
+    "lying_is_completed": "lying", "future_without_tensors": "no_tensors", "skip_barrier": "skip_barrier",
+    "drop_last_coalesced": "drop_last",
+}
+
 def build_plan(faults, name: str, dtype) -> Plan:
     names = ALIASES.get(name, (name,))
     dt = None if dtype is None else str(dtype).replace("torch.", "")
@@ -96,28 +105,8 @@ def build_plan(faults, name: str, dtype) -> Plan:
         k = f.kind
         if k == "raise":
             p.raise_msg = f"fakepg injected fault: {f.message or 'raise'} (collective {name}, dtype {dt})"
-        elif k == "crash":
-            p.crash = True
-        elif k == "hang":
-            p.hang = True
-        elif k == "wrong_value":
-            p.wrong_value = True
-        elif k == "chunk_order":
-            p.mirror = True
-        elif k == "off_by_one_root":
-            p.shift_root = True
-        elif k == "wrong_op":
-            p.wrong_op = True
-        elif k == "early_complete":
-            p.early = True
-        elif k == "lying_is_completed":
-            p.lying = True
-        elif k == "future_without_tensors":
-            p.no_tensors = True
-        elif k == "skip_barrier":
-            p.skip_barrier = True
-        elif k == "drop_last_coalesced":
-            p.drop_last = True
+        else:
+            setattr(p, PLAN_FLAG[k], True)
     p.slow = p.hang or p.wrong_value or p.early or p.lying or p.no_tensors or p.skip_barrier
     return p
 
