@@ -18,7 +18,8 @@ from .outcomes import FAILED, HARNESS_ERROR, PASSED, RankOutcome
 _SOURCE_LOCATION = re.compile(r"\[(?:enforce fail at )?[^\]]*\.(?:cc|cpp|cu|h|hpp|c):\d+\]\s*|^\[rank\d+\]:\s*")
 
 
-def _short(exc: BaseException) -> str:
+def describe_exception(exc: BaseException) -> str:
+    """One stable line: the exception type and the first line of its message, without C++ noise."""
     text = str(exc).strip().splitlines()
     first = _SOURCE_LOCATION.sub("", text[0] if text else "")
     # C++ errors carry an "Exception raised from ..." trailer and frames; the first line says what happened.
@@ -28,7 +29,7 @@ def _short(exc: BaseException) -> str:
 def _harness_error(where: str, exc: BaseException) -> RankOutcome:
     frames = traceback.extract_tb(exc.__traceback__)[-1:]
     loc = f" at {frames[0].filename.rsplit('/', 1)[-1]}:{frames[0].lineno}" if frames else ""
-    return RankOutcome(HARNESS_ERROR, f"suite {where} failed{loc}: {_short(exc)}")
+    return RankOutcome(HARNESS_ERROR, f"suite {where} failed{loc}: {describe_exception(exc)}")
 
 
 def _bits_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -91,7 +92,7 @@ def run_case(case: Case, spec: Spec, rt: RankContext) -> RankOutcome:
     except Exception as exc:
         call_s = time.perf_counter() - t0
         modified = not all(_bits_equal(t, b) for t, b in zip(prep.outputs, before))
-        return RankOutcome("raised", _short(exc), call_s, type(exc).__name__, modified, prep.expect_error)
+        return RankOutcome("raised", describe_exception(exc), call_s, type(exc).__name__, modified, prep.expect_error)
 
     if prep.expect_error:
         return RankOutcome(FAILED, "accepted invalid arguments without raising", call_s, expected_error=True)

@@ -63,9 +63,6 @@ class NoExpectations:
     def apply(self, record: dict) -> dict:
         return record
 
-    def stale(self):
-        return []
-
     def stale_messages(self):
         return []
 
@@ -121,8 +118,8 @@ def _import_plugins(modules: list[str]) -> None:
         try:
             importlib.import_module(name)
         except BaseException as exc:   # a plugin that raises anything at import is the user's input error
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise UsageError(f"--plugin {name}: import failed: {type(exc).__name__}: {first}") from None
+            from .execute import describe_exception
+            raise UsageError(f"--plugin {name}: import failed: {describe_exception(exc)}") from None
 
 
 def _world_sizes(config, spmd) -> list[int]:

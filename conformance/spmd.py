@@ -97,15 +97,13 @@ class SpmdRunner:
         self.close()
         t0 = time.monotonic()
         try:
-            for module in devices.plugin_modules_for(key.backend, list(self.settings.plugins)):
-                __import__(module)
             prefixed = dist.PrefixStore(f"c10d/{key.label}/pg", self.store)
             self.rt, self.cases, info = rank_module.join_world(
-                key.backend, key.device, self.rank, self.world_size, prefixed, max(self.settings.timeout_s * 2, 60),
-                self.local_rank)
+                key.backend, key.device, self.rank, self.world_size, prefixed, self.settings.pg_timeout_s,
+                self.local_rank, devices.plugin_modules_for(key.backend, list(self.settings.plugins)))
             self.rt.store = dist.PrefixStore(f"c10d/{key.label}/rt", self.store)
         except Exception as exc:
-            self.broken[key] = f"world {key.label} could not start (error): {execute._short(exc)}"
+            self.broken[key] = f"world {key.label} could not start (error): {execute.describe_exception(exc)}"
             return
         self.key = key
         self.probe_case = None

@@ -81,8 +81,11 @@ def _world_model(group) -> str:
 
 
 def join_world(backend: str, device_name: str, rank: int, world_size: int, store, timeout_s: float,
-               device_index: int):
-    """init_process_group and everything a rank needs to run cases; shared by worlds and torchrun mode."""
+               device_index: int, plugins=()):
+    """Import the plugins, init_process_group, and everything a rank needs to run cases; shared by worlds and
+    torchrun mode."""
+    for module in plugins:
+        importlib.import_module(module)
     device = select_device(device_name, device_index)
     dist.init_process_group(backend, store=store, rank=rank, world_size=world_size,
                             timeout=timedelta(seconds=timeout_s))
@@ -101,14 +104,12 @@ def main(conn, cfg: RankConfig) -> None:
     warnings.simplefilter("ignore")               # deprecation chatter belongs to torch, not to a result
     torch.set_num_threads(1)                      # world_size ranks share the cores; intra-op threads only contend
     try:
-        for module in cfg.plugins:
-            importlib.import_module(module)
         store = dist.FileStore(cfg.store_path, cfg.world_size)
         rt, cases, info = join_world(cfg.backend, cfg.device, cfg.rank, cfg.world_size, store, cfg.pg_timeout_s,
-                                     cfg.rank)
+                                     cfg.rank, cfg.plugins)
         families = specs()
     except BaseException as exc:
-        conn.send(("init_failed", f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"))
+        conn.send(("init_failed", execute.describe_exception(exc)))
         os._exit(3)
     conn.send(("ready", info))
 

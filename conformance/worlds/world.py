@@ -63,6 +63,11 @@ class Settings:
     preload: tuple = ()               # more modules for the fork server to import once (not every rank)
     env: dict = field(default_factory=dict)
 
+    @property
+    def pg_timeout_s(self) -> float:
+        """The backend's own timeout: longer than the watchdog, so a hang is ours to report, not its error."""
+        return max(self.timeout_s * 2, 60.0)
+
 
 class WorldStartError(Exception):
     def __init__(self, status: str, reason: str):
@@ -93,7 +98,7 @@ class World:
                 self.key.backend, self.key.device, r, self.key.world_size, store_path,
                 plugins=devices.plugin_modules_for(self.key.backend, list(self.settings.plugins)),
                 controller_pid=os.getpid(),
-                pg_timeout_s=max(self.settings.timeout_s * 2, 60.0), env=dict(self.settings.env))
+                pg_timeout_s=self.settings.pg_timeout_s, env=dict(self.settings.env))
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=rank_module.main, args=(child, cfg), daemon=True, name=f"rank{r}")
             proc.start()
