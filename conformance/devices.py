@@ -37,6 +37,36 @@ def present_devices() -> list[str]:
     return found
 
 
+def indexed_devices() -> list[str]:
+    """The present devices whose tensors live on a numbered device (what ``barrier(device_ids=...)`` and
+    ``init_process_group(device_id=...)`` name): every present device but the host."""
+    return [d for d in present_devices() if d != "cpu"]
+
+
+FEATURES = ("streams", "events")
+
+
+def device_features(device: str) -> frozenset:
+    """What a device offers beyond running ops, probed through torch's device-generic API: "streams" (a new
+    torch.Stream can be made) and "events" (a torch.Event can be recorded). Call it where the device is (a rank):
+    on CUDA the probe creates a context. A simulated device without them says so here, and cases that need them
+    are skipped rather than faked."""
+    if device == "cpu":
+        return frozenset()
+    found = set()
+    try:
+        torch.Stream(device=device)
+        found.add("streams")
+    except Exception:
+        pass
+    try:
+        torch.Event(device=device).record()
+        found.add("events")
+    except Exception:
+        pass
+    return frozenset(found)
+
+
 def device_count(device: str) -> int:
     if device == "cpu":
         return 1

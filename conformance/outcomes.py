@@ -1,16 +1,20 @@
-"""Result classes (DESIGN.md section 2), one rank's outcome, and how the controller merges ranks into one status.
+"""One rank's outcome, and how the controller merges every rank's into one status (``conformance.status``).
 
 The rule that separates ``unsupported`` from ``error`` is written here and nowhere else (no per-backend lists):
 
     A case is ``unsupported`` when every rank raised, each with an exception whose message is a refusal
     (it matches REFUSAL below: "not supported", "unsupported", "does not support", "not implemented",
-    "does not implement", "Invalid scalar type", "Cannot use ReduceOp", "no backend type associated",
-    "only implemented for", "must be contiguous"), no rank wrote into its outputs before raising, and the world
-    stayed usable.
+    "does not implement", "Invalid scalar type", "Cannot use ReduceOp", "only implemented for",
+    "requires a group with a ... capable backend", "must be contiguous"), no rank wrote into its outputs before
+    raising, and the world stayed usable.
 
 Anything else that raised is ``error``: a non-refusal message, an asymmetric raise (some ranks raised, others
 returned or kept waiting), a refusal that modified the output first (gloo's integer AVG writes the SUM, then
-raises), or a refusal that left the world unusable.
+raises), or a refusal that left the world unusable.  "No backend type associated with device type" is not a
+refusal: torch says it when a Python process group lacks a method this torch calls, which is a broken backend.
+
+An error-path case (an invalid call, or a reduce op the dtype does not define) conforms when every rank raised;
+a rank that returned normally is ``failed``.
 """
 
 from __future__ import annotations
@@ -18,17 +22,16 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
+from .status import ERROR, FAILED, HARNESS_ERROR, PASSED, UNSUPPORTED
 
-PASSED, FAILED, UNSUPPORTED, ERROR = "passed", "failed", "unsupported", "error"
-TIMEOUT, CRASHED, BLOCKED, HARNESS_ERROR, SKIPPED = "timeout", "crashed", "blocked", "harness_error", "skipped"
-XFAILED, XPASSED = "xfailed", "xpassed"
-
-STATUSES = (PASSED, FAILED, UNSUPPORTED, ERROR, TIMEOUT, CRASHED, BLOCKED, HARNESS_ERROR, SKIPPED, XFAILED, XPASSED)
-CONFORMANT = frozenset({PASSED, UNSUPPORTED, SKIPPED, XFAILED})
+# A rank-level state only: the rank's call raised.  The merge turns it into unsupported, error or a passed
+# error path; it never reaches a report.
+RAISED = "raised"
 
 REFUSAL = re.compile(
     r"not supported|unsupported|does not support|not implemented|does not implement|invalid scalar type"
-    r"|cannot use reduceop|no backend type associated|only implemented for|must be contiguous|has to be contiguous",
+    r"|cannot use reduceop|only implemented for|requires a group with a [\w-]+ backend"
+    r"|must be contiguous|has to be contiguous",
     re.IGNORECASE,
 )
 
@@ -46,6 +49,7 @@ class RankOutcome:
     exc_type: str = ""
     output_modified: bool = False     # raised after writing into an output
     expected_error: bool = False      # the case required an error
+    accepted: str = ""                # an error-path case that returned: what that means ("accepted invalid ...")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -58,6 +62,7 @@ class CaseResult:
     duration_s: float = 0.0           # wall time seen by the controller
     call_s: float = 0.0               # slowest rank's time inside the call
     ranks: dict = field(default_factory=dict)   # rank -> reason, for non-passing ranks
+    amends: list = field(default_factory=list)  # [(case id, CaseResult)]: earlier cases whose result changed
 
 
 def join_reasons(by_rank: dict[int, str], world_size: int = 0) -> str:
@@ -80,7 +85,7 @@ def merge(outcomes: dict[int, RankOutcome], world_size: int) -> CaseResult:
     harness = {r: o.reason for r, o in outcomes.items() if o.status == HARNESS_ERROR}
     if harness:
         return result(HARNESS_ERROR, join_reasons(harness, world_size))
-    raised = {r: o for r, o in outcomes.items() if o.status == "raised"}
+    raised = {r: o for r, o in outcomes.items() if o.status == RAISED}
     if outcomes and all(o.expected_error for o in outcomes.values()):
         return _merge_error_path(outcomes, raised, world_size, result)
     if raised and len(raised) < world_size:
@@ -106,10 +111,8 @@ def _merge_error_path(outcomes, raised, world_size, result) -> CaseResult:
     if len(raised) == world_size:
         return result(PASSED, "")
     if not raised:
-        return result(FAILED, "accepted invalid arguments: no rank raised")
+        accepted = {o.accepted for o in outcomes.values()} - {""}
+        return result(FAILED, (accepted.pop() if len(accepted) == 1 else "accepted invalid arguments")
+                      + ": no rank raised")
     others = sorted(set(range(world_size)) - set(raised))
     return result(ERROR, f"asymmetric: ranks {sorted(raised)} rejected the invalid call, ranks {others} accepted it")
-
-
-def world_failure(status: str, reason: str, duration_s: float) -> CaseResult:
-    return CaseResult(status, reason, duration_s=duration_s)

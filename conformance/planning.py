@@ -1,7 +1,12 @@
 """From command-line options to a plan: which worlds, which cases, what is skipped and why.
 
-Every decision that can be made without starting a world is made here, in the controller: bad option values are
-one-line usage errors, absent devices and unavailable backends become skips with a reason.
+Every decision that can be made without starting a world is made here, in the controller: bad option values and
+explicitly requested devices or backends that are not here are one-line usage errors (unless the user opted into
+absence with ``--absent skip``), backends that do not serve a device become skips with a reason, and cases whose
+environment needs are unmet (``conformance.environment``) are marked before anything runs.
+
+Test ids and the ``-k`` pre-selection are defined here once (``test_id``, ``KeywordFilter``); the self-test uses
+the same two.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ class UsageError(Exception):
 
 
 class NothingToRun(Exception):
-    """The run has nothing to do here (e.g. an absent device with --absent-device=skip)."""
+    """The run has nothing to do here and the user said that is fine (``--absent skip``)."""
 
 
 def _split(value: Optional[str]) -> list[str]:
@@ -34,17 +39,43 @@ def spmd_env() -> Optional[tuple[int, int]]:
     return None
 
 
+def test_id(label: str, case) -> str:
+    """The pytest id of a case in a world: ``<device>-<backend>-ws<N>-<collective>-<variant>-<dtype>-...``."""
+    parts = [label, case.collective, case.variant, case.dtype, case.op, case.shape, case.mode]
+    return "-".join(p for p in parts if p)
+
+
+class KeywordFilter:
+    """pytest's ``-k`` applied to test ids before the items exist, so a narrow selection does not pay for
+    collecting 10,000 items.  Conservative: an identifier matches when it occurs anywhere in the item's names or
+    markers, so nothing pytest's own -k would keep is dropped here; pytest still applies the real -k afterwards."""
+
+    def __init__(self, keyword: str):
+        self.expression = None
+        if keyword:
+            try:
+                from _pytest.mark.expression import Expression   # private: without it, keep everything
+                self.expression = Expression.compile(keyword)
+            except Exception:
+                self.expression = None
+
+    def keeps(self, tid: str) -> bool:
+        if self.expression is None:
+            return True
+        haystack = f"conformance test_c10d.py test_c10d[{tid}] c10d xdist_group parametrize".lower()
+        return self.expression.evaluate(lambda ident, **kwargs: ident.lower() in haystack)
+
+
 @dataclass
 class PlannedCase:
     key: object            # WorldKey
     case: object           # Case
     skip: Optional[str]
+    unmet: Optional[str] = None   # the environment lacks what the case needs: harness_error, with the fix
 
     @property
     def test_id(self) -> str:
-        c = self.case
-        parts = [self.key.label, c.collective, c.variant, c.dtype, c.op, c.shape, c.mode]
-        return "-".join(p for p in parts if p)
+        return test_id(self.key.label, self.case)
 
     def marks(self):
         marks = [pytest.mark.c10d, pytest.mark.xdist_group(self.key.label)]
@@ -59,21 +90,13 @@ class PlannedCase:
                 "device": self.key.device, "world_size": self.key.world_size}
 
 
-class NoExpectations:
-    def apply(self, record: dict) -> dict:
-        return record
-
-    def stale_messages(self):
-        return []
-
-
 @dataclass
 class Plan:
     keys: list                       # [(WorldKey, skip reason or None)]
     settings: object                 # worlds.world.Settings
     report_dir: str
-    expectations: object = field(default_factory=NoExpectations)
     expect_files: list = field(default_factory=list)
+    notes: list = field(default_factory=list)       # one line each, shown once at the start of the run
     spmd: bool = False
     spmd_rank: int = 0
 
@@ -82,30 +105,30 @@ class Plan:
         return not self.spmd or self.spmd_rank == 0
 
     def planned_cases(self) -> list[PlannedCase]:
-        import torch
+        from . import environment
         from .cases import Env, catalog
-        version = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2])
+        from .versions import torch_version
         out = []
         for key, skip in self.keys:
-            for case in catalog(Env(key.device, key.world_size, version)).values():
-                out.append(PlannedCase(key, case, skip or case.skip))
+            for case in catalog(Env(key.device, key.world_size, torch_version()), self.settings.plugins).values():
+                out.append(PlannedCase(key, case, skip or case.skip, environment.unmet(case.needs)))
         return out
 
-    def make_runner(self, announce, fatal):
+    def make_runner(self, announce, fatal, cannot_start):
         if self.spmd:
             from .spmd import SpmdRunner
-            return SpmdRunner(self.settings, announce, fatal)
+            return SpmdRunner(self.settings, announce, fatal, cannot_start)
         from .worlds.runner import Runner
-        return Runner(self.settings, announce)
+        return Runner(self.settings, announce, cannot_start)
 
     def run_info(self, base: dict) -> dict:
         return {"backend": base["backend"], "device": base["device"], "world_size": base["world_size"],
                 "launcher": "torchrun" if self.spmd else "pytest", "timeout_s": self.settings.timeout_s}
 
     def load_expectations(self):
-        """A fresh set loaded from the --expect files (or the empty one): each user counts its own matches."""
+        """The --expect files as one set (None without any); loaded only where records are collected."""
         if not self.expect_files:
-            return NoExpectations()
+            return None
         from .report.expectations import Expectations, combine
         try:
             return combine([Expectations.load(f) for f in self.expect_files])
@@ -118,7 +141,7 @@ def _import_plugins(modules: list[str]) -> None:
         try:
             importlib.import_module(name)
         except BaseException as exc:   # a plugin that raises anything at import is the user's input error
-            from .execute import describe_exception
+            from .errors import describe_exception
             raise UsageError(f"--plugin {name}: import failed: {describe_exception(exc)}") from None
 
 
@@ -136,6 +159,28 @@ def _world_sizes(config, spmd) -> list[int]:
     return sizes
 
 
+def _present_only(requested: list[str], present, what: str, absent_ok: bool, notes: list) -> list[str]:
+    """``requested`` minus what is not here: a usage error, or (opted into absence) a note."""
+    missing = [x for x in requested if not present(x)]
+    if missing and not absent_ok:
+        raise UsageError(what.format(", ".join(missing)) + "; --absent skip leaves it out instead")
+    notes.extend(what.format(m) + ": left out (--absent skip)" for m in missing)
+    return [x for x in requested if present(x)]
+
+
+def _default_backends(device: str, notes: list) -> list[str]:
+    """Without --backend: the device's default backend as torch maps it, plus fakepg; an unavailable default is
+    left out with a note (the user did not ask for it by name)."""
+    from . import devices
+    chosen = []
+    for backend in (devices.default_backend(device), "fakepg"):
+        if backend and devices.backend_available(backend):
+            chosen.append(backend)
+        elif backend:
+            notes.append(f"{device}'s default backend {backend} is not available in this torch build: left out")
+    return chosen
+
+
 def build(config) -> Plan:
     from . import devices
     from .worlds.world import Settings, WorldKey
@@ -144,16 +189,16 @@ def build(config) -> Plan:
     _import_plugins(plugins)
     spmd = spmd_env()
     sizes = _world_sizes(config, spmd)
+    absent_ok = config.getoption("c10d_absent") == "skip"
+    notes: list = []
 
     present = devices.present_devices()
     requested_devices = _split(config.getoption("c10d_device"))
-    absent = [d for d in requested_devices if d not in present]
-    if absent:
-        message = f"device {', '.join(absent)} not present here (present: {', '.join(present)})"
-        if config.getoption("c10d_absent_device") == "skip":
-            raise NothingToRun(message + ": nothing to run")
-        raise UsageError(message)
-    device_list = requested_devices or present
+    device_list = _present_only(requested_devices, lambda d: d in present,
+                                f"device {{}} not present here (present: {', '.join(present)})", absent_ok, notes)
+    if requested_devices and not device_list:
+        raise NothingToRun("; ".join(notes) + ": nothing to run")
+    device_list = device_list or present
 
     known = devices.known_backends()
     requested_backends = _split(config.getoption("c10d_backend"))
@@ -161,6 +206,10 @@ def build(config) -> Plan:
     if unknown:
         raise UsageError(f"--backend {', '.join(unknown)}: unknown backend (known: {', '.join(known)}); "
                          f"register yours with --plugin MODULE")
+    backends = _present_only(requested_backends, devices.backend_available,
+                             "backend {} is not available in this torch build", absent_ok, notes)
+    if requested_backends and not backends:
+        raise NothingToRun("; ".join(notes) + ": nothing to run")
 
     timeout = config.getoption("c10d_timeout")
     if timeout is None and importlib.util.find_spec("pytest_timeout"):
@@ -171,18 +220,16 @@ def build(config) -> Plan:
 
     keys = []
     for device in device_list:
-        backends = requested_backends or [b for b in (devices.default_backend(device), "fakepg") if b]
-        for backend in dict.fromkeys(backends):
+        for backend in dict.fromkeys(backends or _default_backends(device, notes)):
             for size in sizes:
-                key = WorldKey(backend, device, size)
-                keys.append((key, devices.skip_reason(backend, device, size)))
+                keys.append((WorldKey(backend, device, size), devices.skip_reason(backend, device, size)))
 
     settings = Settings(timeout_s=timeout, start_method=config.getoption("c10d_start_method"),
                         probe_timeout_s=min(timeout, 10.0), start_timeout_s=max(2 * timeout, 20.0),
                         plugins=tuple(plugins))
-    plan = Plan(keys, settings, config.getoption("c10d_report_dir"))
+    plan = Plan(keys, settings, config.getoption("c10d_report_dir"), notes=notes)
     plan.expect_files = list(config.getoption("c10d_expect") or [])
-    plan.expectations = plan.load_expectations()
+    plan.load_expectations()                 # a bad file is a usage error before anything starts
     if spmd is not None:
         plan.spmd, plan.spmd_rank = True, spmd[0]
     return plan

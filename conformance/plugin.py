@@ -15,22 +15,10 @@ from typing import Optional
 
 import pytest
 
+from .status import BY_NAME, NONCONFORMANT, SKIPPED
+
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 OPTION_DESTS = ("c10d_device", "c10d_backend", "c10d_world_size", "c10d_plugins", "c10d_timeout", "c10d_expect")
-
-# status -> (pytest category, short letter, verbose word); how each result class shows in pytest's output.
-CATEGORIES = {
-    "unsupported": ("unsupported", "u", "UNSUPPORTED"),
-    "failed": ("failed", "F", "FAILED"),
-    "error": ("error", "E", "ERROR"),
-    "timeout": ("timeout", "T", "TIMEOUT"),
-    "crashed": ("crashed", "C", "CRASHED"),
-    "blocked": ("blocked", "B", "BLOCKED"),
-    "harness_error": ("harness_error", "H", "HARNESS_ERROR"),
-    "xfailed": ("xfailed", "x", "XFAIL"),
-    "xpassed": ("xpassed", "X", "XPASS"),
-}
-FAILING = {"failed", "error", "timeout", "crashed", "blocked", "harness_error"}
 
 
 def pytest_addoption(parser):
@@ -42,7 +30,8 @@ def pytest_addoption(parser):
     group.addoption("--world-size", dest="c10d_world_size", default=None, metavar="LIST",
                     help="comma-separated world sizes (default: 2,3)")
     group.addoption("--plugin", dest="c10d_plugins", action="append", default=[], metavar="MODULE",
-                    help="module imported in every rank before init, e.g. one that registers a backend (repeatable)")
+                    help="module imported in every rank before init, e.g. one that registers a backend (repeatable); "
+                         "a module that defines SPECS adds case families")
     # pytest-timeout owns --timeout when it is installed; then its value is ours too, and --case-timeout exists.
     timeout_names = ["--case-timeout"] if importlib.util.find_spec("pytest_timeout") else ["--timeout", "--case-timeout"]
     group.addoption(*timeout_names, dest="c10d_timeout", default=None, type=float, metavar="SECONDS",
@@ -55,8 +44,9 @@ def pytest_addoption(parser):
                     choices=["forkserver", "spawn"],
                     help="how rank processes start: fork from a server that imported torch once (default), "
                          "or spawn a fresh interpreter (for stacks whose import is not fork-safe)")
-    group.addoption("--absent-device", dest="c10d_absent_device", default="error", choices=["error", "skip"],
-                    help="a requested device that is not present: usage error (default) or end the run cleanly")
+    group.addoption("--absent", "--absent-device", dest="c10d_absent", default="error", choices=["error", "skip"],
+                    help="a requested device or backend that is not here: usage error (default), or leave it out "
+                         "and end cleanly when nothing is left (what tox envs use)")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -77,7 +67,7 @@ class State:
     collector: object = None                   # conformance.collector.Collector, where reports are written
     world_lines: list = field(default_factory=list)
     sent_infos: set = field(default_factory=set)
-    expectation_hits: object = None            # the controlling process's own count of expectation matches
+    sent_errors: set = field(default_factory=set)
     selected: Optional[list] = None            # planned cases -k may keep (see _selected)
 
 
@@ -100,7 +90,7 @@ def pytest_configure(config):
         raise pytest.UsageError(str(exc)) from None
     except planning.NothingToRun as exc:
         pytest.exit(str(exc), returncode=0)
-    state = State(plan, expectation_hits=plan.load_expectations())
+    state = State(plan)
     config.stash[STATE_KEY] = state
     if plan.writes_report and not hasattr(config, "workerinput"):
         from .collector import Collector
@@ -127,6 +117,21 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def pytest_report_header(config):
+    """Said once, at the start: what was left out, and what this Python environment lacks (the preflight)."""
+    state = _state(config)
+    if state is None or hasattr(config, "workerinput"):
+        return None
+    from . import environment
+    lines = [f"c10d: {note}" for note in state.plan.notes]
+    for need in environment.missing():
+        hit = sum(1 for p in _selected(config, state) if p.skip is None and need.name in p.case.needs)
+        if hit:
+            lines.append(f"c10d: PREFLIGHT: {need.message}: {hit} cases will be harness_error (not the backend's "
+                         f"fault) until it is fixed")
+    return lines or None
+
+
 def pytest_generate_tests(metafunc):
     if "c10d_planned" not in metafunc.fixturenames:
         return
@@ -140,34 +145,10 @@ def pytest_generate_tests(metafunc):
 def _selected(config, state) -> list:
     """The planned cases -k may keep, computed once (configure uses it to start the fork server early)."""
     if state.selected is None:
-        state.selected = [p for p in state.plan.planned_cases() if _may_match_k(config, p.test_id)]
+        from .planning import KeywordFilter
+        keep = KeywordFilter(config.getoption("keyword", "")).keeps
+        state.selected = [p for p in state.plan.planned_cases() if keep(p.test_id)]
     return state.selected
-
-
-def _may_match_k(config, test_id: str) -> bool:
-    """Apply -k before the items exist, so a narrow selection does not pay for collecting 10,000 items.
-
-    Conservative: an identifier matches when it occurs anywhere in the item's names or markers, so nothing
-    pytest's own -k would keep is dropped here; pytest still applies the real -k afterwards.
-    """
-    expr = _k_expression(config)
-    if expr is None:
-        return True
-    haystack = f"conformance test_c10d.py test_c10d[{test_id}] c10d xdist_group parametrize".lower()
-    return expr.evaluate(lambda ident, **kwargs: ident.lower() in haystack)
-
-
-def _k_expression(config):
-    if not hasattr(config, "_c10d_k"):
-        config._c10d_k = None
-        keyword = config.getoption("keyword", "")
-        if keyword:
-            try:
-                from _pytest.mark.expression import Expression   # private: without it, collect everything
-                config._c10d_k = Expression.compile(keyword)
-            except Exception:
-                pass
-    return config._c10d_k
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -186,7 +167,7 @@ def _start_fork_server_early(config, state) -> None:
     xdist_master = getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput")
     if state.plan.spmd or xdist_master or config.getoption("collectonly"):
         return
-    to_run = [p for p in _selected(config, state) if p.skip is None]
+    to_run = [p for p in _selected(config, state) if p.skip is None and p.unmet is None]
     if not to_run:
         return
     from .worlds.world import warm_up
@@ -200,20 +181,26 @@ def _start_fork_server_early(config, state) -> None:
 def c10d_runner(request):
     state = _state(request.config)
     if state.runner is None:
-        state.runner = state.plan.make_runner(announce=lambda key, s, info: _announce(request.config, key, s),
-                                              fatal=lambda key, case, result: _fatal(request.config, key, case, result))
+        config = request.config
+        state.runner = state.plan.make_runner(announce=lambda key, s, info: _say(config, _ready_line(key, s)),
+                                              fatal=lambda key, case, result: _fatal(config, key, case, result),
+                                              cannot_start=lambda key, reason: _say(config, f"c10d: {reason}"))
     yield state.runner
     state.runner.close()
 
 
-def _announce(config, key, seconds):
+def _ready_line(key, seconds) -> str:
+    return f"c10d: world {key.label} ready in {seconds:.2f} s"
+
+
+def _say(config, line: str) -> None:
+    """A progress line for the terminal (not the test's captured output); kept for the summary too."""
     state = _state(config)
-    line = f"c10d: world {key.label} ready in {seconds:.2f} s"
     state.world_lines.append(line)
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None and not hasattr(config, "workerinput") and config.getoption("verbose") >= 0:
         capture = config.pluginmanager.get_plugin("capturemanager")
-        with capture.global_and_fixture_disabled():   # progress for the terminal, not the test's captured output
+        with capture.global_and_fixture_disabled():
             reporter.write_line("")
             reporter.write_line(line)
 
@@ -240,17 +227,28 @@ def c10d_check(request, c10d_runner):
     state = _state(request.config)
 
     def check(planned):
-        result = c10d_runner.run(planned.key, planned.case)
+        from .outcomes import CaseResult
+        from .status import HARNESS_ERROR
+        if planned.unmet:      # the environment lacks what the case needs: the suite's problem, said up front
+            result = CaseResult(HARNESS_ERROR, planned.unmet)
+        else:
+            result = c10d_runner.run(planned.key, planned.case)
         record = planned.record_base() | _result_fields(result)
-        record = state.plan.expectations.apply(dict(record, observed=record["status"]))
-        request.node.user_properties.append(("c10d_result", record))
+        props = request.node.user_properties
+        props.append(("c10d_result", record))
+        for case_id, blame in result.amends:   # an earlier case left this one's world dirty
+            props.append(("c10d_amend", planned.record_base() | {"id": case_id} | _result_fields(blame)))
         info = c10d_runner.infos.get(planned.key)
         if info is not None and planned.key not in state.sent_infos:
             state.sent_infos.add(planned.key)
-            request.node.user_properties.append(("c10d_world", info))
-        if record["status"] in FAILING:
+            props.append(("c10d_world", info))
+        broken = c10d_runner.broken.get(planned.key)
+        if broken and planned.key not in state.sent_errors:
+            state.sent_errors.add(planned.key)
+            props.append(("c10d_world", {"start_error": broken}))
+        if record["status"] in NONCONFORMANT:
             pytest.fail(f"{record['status']}: {record['reason']}", pytrace=False)
-        if record["status"] == "skipped":    # decided once the world said what it is (e.g. simulated)
+        if record["status"] == SKIPPED:    # decided once the world said what it is (e.g. simulated)
             pytest.skip(record["reason"])
 
     return check
@@ -261,8 +259,9 @@ def c10d_check(request, c10d_runner):
 def pytest_report_teststatus(report, config):
     from .collector import props
     result = props(report).get("c10d_result")
-    if result and report.when == "call" and result["status"] in CATEGORIES:
-        return CATEGORIES[result["status"]]
+    if result and report.when == "call" and result["status"] in BY_NAME:
+        s = BY_NAME[result["status"]]
+        return s.name, s.letter, s.word
     return None
 
 

@@ -30,7 +30,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 
-from . import outcomes
+from . import status
+from .planning import KeywordFilter, test_id
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEVICE, WORLD_SIZE = "cpu", 2
@@ -71,67 +72,67 @@ MATRIX: list[FaultCase] = [
     # -- values and Work contract: uniform semantics (wrong_op is only observable there), one run ------------------
     FaultCase("wrong_value", {"kind": "wrong_value", "collective": "all_reduce", "dtype": "float32"}, "uniform",
               "ws2-all_reduce-default-float32-SUM-small or ws2-all_reduce-default-float64-SUM-small-sync",
-              outcomes.FAILED, r"^all_reduce/default/float32/", reason=r"\b1 of \d+ elements wrong",
+              status.FAILED, r"^all_reduce/default/float32/", reason=r"\b1 of \d+ elements wrong",
               note="one element of the output changed"),
     FaultCase("chunk_order", {"kind": "chunk_order", "collective": "reduce_scatter_single", "dtype": "float32"},
               "uniform",
               "ws2-reduce_scatter_single-cat-float32-SUM-small or ws2-reduce_scatter_single-cat-int64-SUM-small",
-              outcomes.FAILED, r"^reduce_scatter_single/cat/float32/", reason=VALUES,
+              status.FAILED, r"^reduce_scatter_single/cat/float32/", reason=VALUES,
               note="rank r takes chunk ws-1-r"),
     FaultCase("off_by_one_root", {"kind": "off_by_one_root", "collective": "broadcast", "dtype": "int64"},
               "uniform",
               "ws2-broadcast-root0-int64-small or ws2-broadcast-root1-int64-small-sync"
               " or ws2-broadcast-root0-uint64-small-sync",
-              outcomes.FAILED, r"^broadcast/root\d/int64/", reason=VALUES,
+              status.FAILED, r"^broadcast/root\d/int64/", reason=VALUES,
               note="broadcast from (root+1) % ws"),
     FaultCase("wrong_op", {"kind": "wrong_op", "collective": "all_reduce", "dtype": "int32"}, "uniform",
               "ws2-all_reduce-default-int32-SUM-small or ws2-all_reduce-default-int32-MAX-small-sync"
               " or ws2-all_reduce-default-int32-BXOR-small-sync or ws2-all_reduce-default-uint32-SUM-small-sync",
-              outcomes.FAILED, r"^all_reduce/default/int32/", reason=VALUES,
+              status.FAILED, r"^all_reduce/default/int32/", reason=VALUES,
               note="SUM->MAX, MAX->SUM, BXOR->BOR"),
     FaultCase("early_complete", {"kind": "early_complete", "collective": "all_gather_into_tensor",
                                  "dtype": "float32"}, "uniform",
               "ws2-all_gather_into_tensor-cat-float32-small or ws2-all_gather_into_tensor-cat-int64-small-sync",
-              outcomes.FAILED, r"^all_gather_into_tensor/cat/float32/", reason=VALUES,
+              status.FAILED, r"^all_gather_into_tensor/cat/float32/", reason=VALUES,
               note="Work done, output lands ~75 ms later"),
     FaultCase("lying_is_completed", {"kind": "lying_is_completed", "collective": "all_reduce", "dtype": "int64"},
               "uniform", "ws2-all_reduce-default-int64-SUM-small",
-              outcomes.FAILED, _async, reason=r"is_completed\(\) is False after wait\(\)",
+              status.FAILED, _async, reason=r"is_completed\(\) is False after wait\(\)",
               note="async only: sync never asks"),
     FaultCase("future_without_tensors", {"kind": "future_without_tensors", "collective": "broadcast",
                                          "dtype": "float32"}, "uniform",
               "ws2-broadcast-root0-float32-small",
-              outcomes.FAILED, _async, reason=r"get_future\(\) completed without tensors",
+              status.FAILED, _async, reason=r"get_future\(\) completed without tensors",
               note="async only"),
     FaultCase("drop_last_coalesced", {"kind": "drop_last_coalesced", "collective": "all_gather_coalesced",
                                       "dtype": "float32"}, "uniform",
               "ws2-all_gather_coalesced-default-float32 or ws2-all_gather_coalesced-default-int64",
-              outcomes.FAILED, r"^all_gather_coalesced/default/float32/", reason=VALUES,
+              status.FAILED, r"^all_gather_coalesced/default/float32/", reason=VALUES,
               note="last tensor's output unwritten"),
     # -- processes, errors and barrier: copy semantics, latency on (skip_barrier needs it), short watchdog --------
     FaultCase("raise", {"kind": "raise", "collective": "broadcast", "dtype": "float32"}, "copy",
               "ws2-broadcast-root0-float32-small or ws2-broadcast-root0-int64-small-sync",
-              outcomes.ERROR, r"^broadcast/root0/float32/", reason=r"all ranks: RuntimeError: fakepg injected fault",
+              status.ERROR, r"^broadcast/root0/float32/", reason=r"all ranks: RuntimeError: fakepg injected fault",
               group="process", latency_s=0.1,
               note="every rank raises a non-refusal"),
     FaultCase("raise_asymmetric", {"kind": "raise", "collective": "all_reduce", "dtype": "int32", "ranks": [0]},
               "copy", "ws2-all_reduce-default-int32-SUM-small or ws2-all_reduce-default-uint32-SUM-small-sync",
-              outcomes.ERROR, r"^all_reduce/default/int32/", reason=r"asymmetric: ranks \[0\] raised",
+              status.ERROR, r"^all_reduce/default/int32/", reason=r"asymmetric: ranks \[0\] raised",
               group="process", latency_s=0.1,
               note="rank 0 raises, rank 1 returns"),
     FaultCase("hang", {"kind": "hang", "collective": "all_reduce", "dtype": "int64"}, "copy",
               "ws2-all_reduce-default-int64-SUM-small or ws2-all_reduce-default-uint64-SUM-small-sync",
-              outcomes.TIMEOUT, r"^all_reduce/default/int64/", reason=r"still running after",
+              status.TIMEOUT, r"^all_reduce/default/int64/", reason=r"still running after",
               group="process", latency_s=0.1, timeout_s=HANG_TIMEOUT_S,
               note="sync blocks in the call, async in wait()"),
     FaultCase("crash", {"kind": "crash", "collective": "scatter", "dtype": "float32", "ranks": [1]}, "copy",
               "ws2-scatter-src1-float32-small or ws2-scatter-src1-int64-small-sync",
-              outcomes.CRASHED, r"^scatter/src1/float32/", reason=r"rank 1 died",
+              status.CRASHED, r"^scatter/src1/float32/", reason=r"rank 1 died",
               group="process", latency_s=0.1,
               note="rank 1 exits inside the call"),
     FaultCase("skip_barrier", {"kind": "skip_barrier", "collective": "barrier"}, "copy",
               "ws2-barrier",
-              outcomes.FAILED, r"^barrier/orders_prior/", reason=r"still in flight",
+              status.FAILED, r"^barrier/orders_prior/", reason=r"still in flight",
               group="process", latency_s=0.1,
               note="barrier overtakes earlier work"),
 ]
@@ -180,17 +181,17 @@ def groups(matrix: list[FaultCase] = MATRIX) -> list[Group]:
 
 # --- matching report records against -k expressions -------------------------------------------------------------
 
-def pytest_id(record: dict, label: str = LABEL) -> str:
-    """The pytest id of a report record (as conformance.planning.PlannedCase.test_id builds it)."""
-    parts = [label] + [record.get(k) for k in ("collective", "variant", "dtype", "op", "shape", "mode")]
-    return "-".join(p for p in parts if p and p != "-")
-
-
 def k_matches(expression: str, record: dict, label: str = LABEL) -> bool:
-    """pytest -k semantics for one suite case: an identifier matches when it is a substring of the test's names."""
-    from _pytest.mark.expression import Expression
-    haystack = f"conformance test_c10d.py test_c10d[{pytest_id(record, label)}] c10d".lower()
-    return Expression.compile(expression).evaluate(lambda ident, **kw: ident.lower() in haystack)
+    """pytest -k semantics for one report record, through the suite's own test id and -k pre-selection."""
+    return KeywordFilter(expression).keeps(test_id(label, _AsCase(record)))
+
+
+class _AsCase:
+    """A report record seen through the Case fields a test id is built from."""
+
+    def __init__(self, record: dict):
+        for key in ("collective", "variant", "dtype", "op", "shape", "mode"):
+            setattr(self, key, record.get(key) if record.get(key) != "-" else None)
 
 
 # --- running -------------------------------------------------------------------------------------------------------
@@ -319,7 +320,7 @@ def score(group: Group, run: Run, base: Optional[Run] = None) -> list[FaultResul
                     res.caught.append(i)
                 else:
                     res.misclassified[i] = _describe(r)
-            elif r["status"] != outcomes.PASSED:
+            elif r["status"] != status.PASSED:
                 res.collateral[i] = _describe(r)
         if selected and not res.affected:
             res.problems.append("no selected case is affected: the selector and the fault do not meet")
@@ -333,7 +334,7 @@ def score(group: Group, run: Run, base: Optional[Run] = None) -> list[FaultResul
                 b = base_records.get(i)
                 if b is None:
                     res.baseline_bad[i] = "missing from the baseline run"
-                elif b["status"] != outcomes.PASSED:
+                elif b["status"] != status.PASSED:
                     res.baseline_bad[i] = _describe(b)
         results.append(res)
     return results

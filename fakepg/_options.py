@@ -81,8 +81,8 @@ class Fault:
 class Options:
     """fakepg process-group options (``pg_options=`` or the FAKEPG_OPTIONS env var)."""
 
-    semantics: str = "copy"  # "copy" (PyTorch-fake compatible) or "uniform"
-    error_on_collective: bool = False  # every collective raises RuntimeError
+    semantics: str = "copy"  # "copy" (torch's fake) or "uniform"
+    error_on_collective: bool = False  # every collective raises RuntimeError, as torch's fake option does
     latency_s: float = 0.0  # Work completes for real only after this many seconds
     faults: list[Fault] = field(default_factory=list)
 
@@ -147,7 +147,9 @@ def _fault_from_dict(d) -> Fault:
 def resolve(pg_options) -> Options:
     """Options for a new group.
 
-    ``pg_options`` may be an Options, a dict or a JSON string. When it is None, a subgroup
+    ``pg_options`` may be an Options, a dict, a JSON string or torch's own
+    ``FakeProcessGroup.Options`` (its ``error_on_collective``, and 2.15's
+    ``simulate_uniform_ranks`` as uniform semantics). When it is None, a subgroup
     inherits the options of a fakepg default group (so ``new_group``/DeviceMesh subgroups
     keep the world's semantics and faults), and the default group reads $FAKEPG_OPTIONS.
     """
@@ -163,4 +165,11 @@ def resolve(pg_options) -> Options:
         return Options.from_dict(pg_options)
     if isinstance(pg_options, str):
         return Options.from_json(pg_options)
-    raise TypeError(f"fakepg: pg_options must be fakepg.Options, a dict or a JSON string, got {type(pg_options).__name__}")
+    from ._compat import CppFakeOptions
+
+    if CppFakeOptions is not None and isinstance(pg_options, CppFakeOptions):
+        uniform = getattr(pg_options, "simulate_uniform_ranks", False)
+        return Options(semantics="uniform" if uniform else "copy",
+                       error_on_collective=getattr(pg_options, "error_on_collective", False))  # (2.10+)
+    raise TypeError("fakepg: pg_options must be fakepg.Options, torch's FakeProcessGroup.Options, a dict or a JSON "
+                    f"string, got {type(pg_options).__name__}")

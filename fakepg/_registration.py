@@ -4,7 +4,8 @@
 conformance run next to real backends) must be able to put every one of them back.
 Registration must also never take a device away from its real default backend: torch
 2.4-2.7 remaps every non-cpu/cuda device, 2.8+ remaps unmapped ones (hpu, often), so
-the default map is snapshotted before and restored after.
+the default map is snapshotted before and restored after. Registration also installs
+store-less init (``_rendezvous``), and ``create`` is the creator torch calls per group.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from ._group import BACKEND_NAME, create
+from . import _rendezvous
+from ._group import BACKEND_NAME, create_group
+from ._options import resolve
 
 _DEVICES = ["cpu", "cuda", "hpu", "xpu"]
 
@@ -27,6 +30,24 @@ def devices() -> list[str]:
     if pu1 and pu1 != "privateuseone" and pu1 not in devs:
         devs.append(pu1)
     return devs
+
+
+def serve_device(name: str) -> None:
+    """Serve a device that appeared after fakepg registered (e.g. a PrivateUse1 device a plugin
+    renamed later): it joins devices() and fakepg's declared capability. The default map is untouched."""
+    if name not in _DEVICES:
+        _DEVICES.append(name)
+    caps = dist.Backend.backend_capability.get(BACKEND_NAME)
+    if caps is not None and name not in caps:
+        caps.append(name)
+
+
+def create(dist_backend_opts, pg_options):
+    """The creator registered with Backend.register_backend(extended_api=True)."""
+    rank = dist_backend_opts.group_rank
+    ranks = dist_backend_opts.global_ranks_in_group  # [] for the default group
+    return create_group(rank, dist_backend_opts.group_size, resolve(pg_options), devices(),
+                        ranks[rank] if ranks else rank, dist_backend_opts.group_id)
 
 
 def is_registered() -> bool:
@@ -45,12 +66,14 @@ def register() -> None:
     finally:
         B.default_device_backend_map.clear()
         B.default_device_backend_map.update(default_map)
+    _rendezvous.install(BACKEND_NAME)
 
 
 def unregister() -> None:
     """Undo everything register() changed (no-op when not registered)."""
     B = dist.Backend
     name, upper = BACKEND_NAME, BACKEND_NAME.upper()
+    _rendezvous.uninstall()
     B._plugins.pop(upper, None)
     while name in B.backend_list:
         B.backend_list.remove(name)

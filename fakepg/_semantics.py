@@ -1,28 +1,24 @@
-"""What fakepg writes into outputs: the reduction table and the copy rules.
+"""What fakepg writes into outputs: the reduction table of the "uniform" world and the copy rules.
 
-fakepg simulates ONE rank of a world in which **every rank holds this rank's data**.
-Data-movement collectives therefore always have a defined answer (all_gather replicates
-the input, reduce_scatter takes this rank's chunk, ...). Reductions depend on
-``Options.semantics``:
+``reduce_uniform`` is the TRUE result of a world in which every rank holds this rank's data, computed in the
+tensor's dtype the way a backend summing ``ws`` identical copies would: SUM = x*ws, AVG/MIN/MAX/BAND/BOR = x,
+PRODUCT = x**ws, PREMUL_SUM(f) = (f*x)*ws, BXOR = x if ws is odd else 0; for bool SUM/AVG = OR = x and PRODUCT =
+AND = x. Integer results wrap like the dtype (computed exactly in int64, which wraps mod 2**64, then cast back,
+which wraps mod 2**bits); float8 dtypes are computed in float32 and cast back.
 
-* ``copy``    (default, PyTorch ``fake``-compatible): reductions are NOT applied; a
-  reduction over the world returns this rank's own value.
-* ``uniform``: the TRUE result of that world, computed in the tensor's dtype the way a
-  backend summing ``ws`` identical copies would: SUM = x*ws, AVG/MIN/MAX/BAND/BOR = x,
-  PRODUCT = x**ws, PREMUL_SUM(f) = (f*x)*ws, BXOR = x if ws is odd else 0; for bool
-  SUM/AVG = OR = x and PRODUCT = AND = x. Integer results wrap like the dtype
-  (computed exactly in int64, which wraps mod 2**64, then cast back, which wraps mod
-  2**bits); float8 dtypes are computed in float32 and cast back.
-
-Everything here is table-driven so that one reduction rule lives in one place.
+The copy helpers are the few ways a collective fills an output from this rank's data (docs/fakepg.md has the
+table of which collective uses which).
 """
 
 from __future__ import annotations
+
+from operator import attrgetter
 
 import torch
 from torch.distributed import ReduceOp
 
 R = ReduceOp.RedOpType
+_shape = attrgetter("shape")
 _INT64 = torch.int64
 _FLOAT32 = torch.float32
 _NATIVE_WRAP = (torch.int64, torch.uint64)
@@ -91,8 +87,6 @@ def _premul_sum(t, ws, factor):
     if not (dt.is_floating_point or dt.is_complex):
         # what NCCL says: PreMulSum is defined for floating types only
         raise TypeError(f"fakepg: Cannot use ReduceOp.PREMUL_SUM with dtype {dt} (floating point only)")
-    if factor is None:
-        raise RuntimeError("fakepg: cannot read the PREMUL_SUM factor on this torch version (ReduceOp.factor missing)")
     if isinstance(factor, torch.Tensor):
         factor = factor.to(t.device) if t.device.type != "meta" else factor.to("meta")
     if _is_f8(dt):
@@ -115,29 +109,27 @@ UNIFORM = {
     R.PREMUL_SUM: _premul_sum,
 }
 
-_BITWISE = (R.BAND, R.BOR, R.BXOR)
-
-
-def split_op(reduce_op):
-    """(RedOpType, factor-or-None) from whatever torch hands a backend."""
-    if isinstance(reduce_op, R):
-        return reduce_op, None
-    op = reduce_op.op
-    factor = getattr(reduce_op, "factor", None) if op == R.PREMUL_SUM else None
-    return op, factor
-
-
-def check_op(fn: str, op, t: torch.Tensor) -> None:
-    """Reject what every real backend rejects, so errors look like theirs."""
-    if op in _BITWISE and (t.dtype.is_floating_point or t.dtype.is_complex):
-        raise TypeError(f"fakepg::{fn}: Cannot use ReduceOp.{op.name} with non-integral dtype {t.dtype}")
-
 
 def reduce_uniform(t: torch.Tensor, op, factor, ws: int) -> None:
     UNIFORM[op](t, ws, factor)
 
 
 # --- copy rules ---------------------------------------------------------------------
+
+
+def copy_all(dsts, srcs) -> None:
+    """dsts[i] <- srcs[i], shapes equal, in one kernel call (what a C++ backend's loop costs)."""
+    if dsts:
+        torch._foreach_copy_(dsts, srcs)
+
+
+def fit_each(dsts, srcs) -> None:
+    """dsts[i] <- srcs[i], or copy_prefix where dim 0 differs."""
+    if list(map(_shape, dsts)) == list(map(_shape, srcs)):
+        copy_all(dsts, srcs)
+    else:
+        for d, s in zip(dsts, srcs):
+            copy_prefix(d, s)
 
 
 def copy_prefix(dst: torch.Tensor, src: torch.Tensor) -> None:
@@ -158,7 +150,17 @@ def copy_prefix(dst: torch.Tensor, src: torch.Tensor) -> None:
 
 
 def replicate(out: torch.Tensor, inp: torch.Tensor, ws: int) -> None:
-    """out (ws equal chunks, flattened order) <- [inp] * ws, in one kernel when possible."""
+    """out (ws equal chunks, flattened order) <- [inp] * ws, in one kernel when the layout allows."""
+    try:
+        if out.is_contiguous() and not out.is_meta:  # (meta's out= kernels are Python: they import torch._dynamo)
+            if out.shape[0] == ws * inp.shape[0] and out.shape[1:] == inp.shape[1:]:  # concatenated
+                torch.cat([inp] * ws, out=out)
+                return
+            if out.shape[0] == ws and out.shape[1:] == inp.shape:  # stacked
+                torch.stack([inp] * ws, out=out)
+                return
+    except RuntimeError:  # inp is one of out's chunks (in-place all_gather, as FSDP2 does): out= refuses overlap
+        pass
     n = inp.numel()
     try:
         view = out.view(ws, n)
@@ -169,6 +171,18 @@ def replicate(out: torch.Tensor, inp: torch.Tensor, ws: int) -> None:
     view.copy_(inp.reshape(1, n).expand(ws, n))
 
 
+def take_chunk(out: torch.Tensor, inp: torch.Tensor, ws: int, i: int) -> None:
+    """out <- chunk i of inp's ws equal chunks (flattened order), in one kernel when the layout allows."""
+    rows = out.shape[0] if out.dim() else 1
+    if out.is_contiguous() and not out.is_meta and inp.shape[0] == ws * rows and inp.shape[1:] == out.shape[1:]:
+        try:
+            torch.narrow_copy(inp, 0, i * rows, rows, out=out)
+            return
+        except RuntimeError:  # out is inside inp (in-place reduce_scatter): out= refuses overlap
+            pass
+    out.copy_(chunk_view(inp, ws, i).view(out.shape))
+
+
 def chunk_view(t: torch.Tensor, ws: int, i: int) -> torch.Tensor:
     """Chunk i of ws equal chunks of t in flattened order (a view when t is contiguous)."""
     n = t.numel() // ws
@@ -176,3 +190,12 @@ def chunk_view(t: torch.Tensor, ws: int, i: int) -> torch.Tensor:
         return t.view(ws, n)[i]
     except RuntimeError:
         return t.reshape(ws, n)[i]
+
+
+def repeat_rows(dst: torch.Tensor, src: torch.Tensor) -> None:
+    """dst <- the rows of src from the first, repeated (or cut short) to fill dst: what torch 2.13's fake writes
+    into each all_to_all_single output split when split sizes are given."""
+    rows = src.shape[0]
+    for at in range(0, dst.shape[0] if rows else 0, rows or 1):
+        n = min(rows, dst.shape[0] - at)
+        dst.narrow(0, at, n).copy_(src.narrow(0, 0, n))

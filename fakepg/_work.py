@@ -2,7 +2,10 @@
 
 C++ reaches a Python Work only through ``wait(timeout)`` and ``get_future()`` (the
 ``PyWork`` trampoline); functional collectives' ``wait_tensor`` and DDP's reducer use
-exactly those two. Python callers see every method below.
+exactly those two. Python callers see every method below. On torch 2.4-2.8 C++ does not
+keep the Python half of a Work alive (``_compat.cpp_keeps_python_work``): ``keep_alive``
+ties it to the output tensors C++ holds instead (a tensor's Python object lives as long as
+C++ holds the tensor), and tensorless Works to a short ring of recent ones.
 
 Fast path: a call without latency or faults writes its outputs inline and returns a
 Work that is already complete, with the Future created only if someone asks for it.
@@ -13,6 +16,7 @@ run once, from whichever comes first: a timer thread at the deadline, ``wait()``
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from datetime import timedelta
@@ -21,6 +25,7 @@ import torch.distributed as dist
 from torch.futures import Future
 
 _monotonic = time.monotonic
+_TENSORLESS = collections.deque(maxlen=4096)  # keep_alive for Works without outputs (barrier, send)
 
 
 def _seconds(timeout) -> float:
@@ -96,6 +101,12 @@ class FakeWork(dist._Work):
             fut.set_exception(self._error)
         else:
             fut.set_result(None if self._no_tensors else self._outputs)
+
+    def keep_alive(self):
+        for t in self._outputs:
+            t._fakepg_work = self
+        if not self._outputs:
+            _TENSORLESS.append(self)
 
     # -- the Work API ------------------------------------------------------------------
     def wait(self, timeout=None):

@@ -65,8 +65,9 @@ def test_reimport_is_harmless():
 
 
 def test_direct_construction_is_refused():
-    with pytest.raises(TypeError, match="init_process_group"):
-        fakepg.FakeProcessGroup(0, 2, fakepg.Options())
+    for args, kwargs in (((0, 2, fakepg.Options()), {}), ((), {"rank": 0, "world_size": 3})):
+        with pytest.raises(TypeError, match="No constructor defined.*init_process_group"):  # torch's fake's words
+            fakepg.FakeProcessGroup(*args, **kwargs)
 
 
 def test_init_identity_and_any_rank(restore):
@@ -84,9 +85,11 @@ def test_init_identity_and_any_rank(restore):
     assert pg._get_sequence_number_for_group() == 0
 
 
-def test_rank_out_of_range(restore):
-    with pytest.raises(ValueError, match="out of range"):
-        dist.init_process_group("fakepg", store=fakepg.FakeStore(), rank=8, world_size=8)
+@pytest.mark.parametrize("store", [None, fakepg.FakeStore()])
+def test_rank_out_of_range(restore, store):
+    with pytest.raises(RuntimeError, match=r"Cannot init process group where rank \(8\) >= world_size \(8\)"):
+        dist.init_process_group("fakepg", store=store, rank=8, world_size=8)
+    assert not dist.is_initialized()
 
 
 def test_bad_pg_options_type(restore):

@@ -10,20 +10,8 @@ import torch.distributed as dist
 import fakepg
 
 
-@pytest.fixture
-def world():
-    def make(**kw):
-        dist.init_process_group("fakepg", store=fakepg.FakeStore(), rank=2, world_size=4,
-                                pg_options=fakepg.Options(**kw))
-        return dist.group.WORLD
-
-    yield make
-    if dist.is_initialized():
-        dist.destroy_process_group()
-
-
 def test_completed_work_api(world):
-    world(semantics="uniform")
+    world("uniform", rank=2)
     t = torch.ones(2)
     w = dist.all_reduce(t, async_op=True)
     assert isinstance(w, fakepg.FakeWork) and isinstance(w, dist._Work)
@@ -38,7 +26,7 @@ def test_completed_work_api(world):
 
 
 def test_latency_async(world):
-    world(semantics="uniform", latency_s=0.3)
+    world("uniform", rank=2, latency_s=0.3)
     t = torch.ones(2)
     t0 = time.monotonic()
     w = dist.all_reduce(t, async_op=True)
@@ -56,7 +44,7 @@ def test_latency_async(world):
 
 
 def test_latency_completes_without_wait(world):
-    world(latency_s=0.1)
+    world(rank=2, latency_s=0.1)
     w = dist.all_reduce(torch.ones(1), async_op=True)
     fut = w.get_future()
     time.sleep(0.25)
@@ -65,7 +53,7 @@ def test_latency_completes_without_wait(world):
 
 
 def test_latency_sync_waits(world):
-    world(latency_s=0.15)
+    world(rank=2, latency_s=0.15)
     t0 = time.monotonic()
     dist.all_reduce(torch.ones(1))
     dist.barrier()
@@ -73,7 +61,7 @@ def test_latency_sync_waits(world):
 
 
 def test_all_reduce_coalesced_async_returns_future(world):
-    world(latency_s=0.05)
+    world(rank=2, latency_s=0.05)
     fut = dist.all_reduce_coalesced([torch.ones(1), torch.ones(2)], async_op=True)
     assert isinstance(fut, torch.futures.Future)
     assert len(fut.wait()) == 2
@@ -82,7 +70,7 @@ def test_all_reduce_coalesced_async_returns_future(world):
 def test_functional_wait_tensor_with_latency(world):
     import torch.distributed._functional_collectives as fc
 
-    pg = world(semantics="uniform", latency_s=0.1)
+    pg = world("uniform", rank=2, latency_s=0.1)
     t0 = time.monotonic()
     y = fc.wait_tensor(fc.all_reduce(torch.ones(2), "sum", pg))  # C++ waits on the Python Work
     assert time.monotonic() - t0 >= 0.1
@@ -90,7 +78,7 @@ def test_functional_wait_tensor_with_latency(world):
 
 
 def test_futures_complete_under_timer_races(world):
-    world(latency_s=0.002)
+    world(rank=2, latency_s=0.002)
     works = [dist.all_reduce(torch.ones(1), async_op=True) for _ in range(100)]
     futs = []
     for i, w in enumerate(works):

@@ -160,7 +160,7 @@ def test_cli_html_schema_validate(tmp_path, capsys):
         (None, ["diff", "{d}/nope.json", "{d}/nope2.json"], "nope.json: no such file"),
         ("notjson", ["html", "{d}/x.json"], "not JSON"),
         ("foreign", ["summary", "{d}/x.json"], "not a c10d-conformance report"),
-        ("v2", ["diff", "{d}/x.json", "{d}/x.json"], "schema version 2 is not supported"),
+        ("v9", ["diff", "{d}/x.json", "{d}/x.json"], "schema version 9 is not supported"),
         (None, ["summary", "{d}"], "no report JSON found"),
         ("foreign", ["validate", "{d}/x.json"], "not a c10d-conformance report"),
         (None, ["screenshot", "{d}/missing.html", "{d}/x.png"], "missing.html: no such file"),
@@ -172,9 +172,9 @@ def test_cli_errors_are_one_line(tmp_path, capsys, setup, args, message):
         x.write_text("{oops")
     elif setup == "foreign":
         x.write_text('{"hello": 1}')
-    elif setup == "v2":
+    elif setup == "v9":
         d = make_doc(limit=5)
-        d["schema"] = 2
+        d["schema"] = 9
         x.write_text(json.dumps(d))
     rc = main([a.format(d=tmp_path) for a in args])
     err = capsys.readouterr().err

@@ -29,7 +29,7 @@ def test_schema_file_is_a_valid_2020_12_schema():
     schema = load_schema()
     assert schema["$schema"].endswith("2020-12/schema")
     jsonschema.Draft202012Validator.check_schema(schema)
-    assert schema["properties"]["schema"]["const"] == SCHEMA_VERSION == 1
+    assert schema["properties"]["schema"]["const"] == SCHEMA_VERSION == 2
     assert set(schema["$defs"]["status"]["enum"]) == set(STATUSES)
     assert os.path.isfile(SCHEMA_PATH)
 
@@ -96,10 +96,11 @@ def test_broken_docs_are_rejected_with_one_line_path(doc, path, value, delete, w
 
 
 def test_wrong_schema_version_is_named(doc):
-    with pytest.raises(ValueError, match=r"schema version 2 is not supported"):
-        validate(_mutated(doc, ("schema",), 2))
+    with pytest.raises(ValueError, match=r"schema version 9 is not supported"):
+        validate(_mutated(doc, ("schema",), 9))
     with pytest.raises(ValueError, match="not supported"):
-        check_envelope(_mutated(doc, ("schema",), 2))
+        check_envelope(_mutated(doc, ("schema",), 9))
+    check_envelope(_mutated(doc, ("schema",), 1))     # version 1 reports are still read (diff before/after)
 
 
 def test_results_not_a_list(doc):

@@ -58,16 +58,14 @@ def test_partial_file_between_flushes_and_final_close(tmp_path):
         rep.add(recs[0])
 
 
-def test_flush_is_throttled_unless_forced(tmp_path):
+def test_flush_writes_only_what_changed_and_add_never_writes(tmp_path):
     rep = RunReport(str(tmp_path), make_run())
-    rep.add(make_records(limit=1)[0])  # first add right after the initial write: throttled
+    rep.add(make_records(limit=1)[0])      # the owner decides when to write (the suite: one flusher thread)
     assert _read(rep.json_path)["summary"]["total"] == 0
-    assert rep.flush() is False
-    assert rep.flush(force=True) is True
+    assert rep.flush() is True
     assert _read(rep.json_path)["summary"]["total"] == 1
-    rep._last_flush -= 1.0  # pretend 1 s went by
-    rep.add(make_records(limit=2)[1])
-    assert _read(rep.json_path)["summary"]["total"] == 2
+    assert rep.flush() is False            # nothing new
+    assert rep.flush(force=True) is True
 
 
 def test_rerun_of_an_id_replaces_the_record(tmp_path):
@@ -107,20 +105,20 @@ def test_run_defaults_are_filled(tmp_path):
         RunReport(str(tmp_path), {"backend": "gloo", "world_size": 2})
 
 
-def test_expectations_are_applied_on_add(tmp_path):
+def test_records_relabelled_by_expectations_count_as_expected(tmp_path):
     exp = Expectations.from_text(
         'backend = "gloo"\n[[expect]]\ndtype = "bool"\nop = "SUM"\nstatus = "failed"\nreason = "raw byte 2"\n'
     )
-    rep = RunReport(str(tmp_path), make_run(), expectations=exp)
+    rep = RunReport(str(tmp_path), make_run())
     for r in make_records(flaky=0.0):
-        rep.add(r)
+        rep.add(exp.apply(dict(r, backend="gloo", device="cpu", world_size=2)))
     doc = rep.close(complete=True, render=False)
     counts = doc["summary"]["counts"]
     assert counts.get("xfailed", 0) > 0 and "failed" not in counts
     assert doc["summary"]["conformant"] is True and doc["summary"]["unexpected"] == 0
     # a file for another backend is ignored
-    rep2 = RunReport(str(tmp_path), make_run(backend="nccl", device="cuda"), expectations=exp)
-    assert rep2.expectations is None
+    other = exp.apply(dict(make_records(flaky=0.0)[0], backend="nccl", device="cuda", world_size=2))
+    assert other["status"] == "failed" and other["expected"] is None
 
 
 def test_adding_20k_records_with_periodic_flushes_is_cheap(tmp_path):
@@ -145,13 +143,14 @@ WRITER = textwrap.dedent(
     from conformance.report import RunReport
     from conformance.report.synth import make_records, make_run
     rep = RunReport(sys.argv[1], make_run())
-    rep.MIN_INTERVAL_S = 0.01
     recs = make_records(scale=2)
     i = 0
     while True:  # never closes: killed from outside
         r = dict(recs[i %% len(recs)], id="%%s/%%d" %% (recs[i %% len(recs)]["id"], i))
         rep.add(r)
         i += 1
+        if i %% 50 == 0:
+            rep.flush()
         if i == 300:
             print("ready", flush=True)
     """
@@ -184,7 +183,7 @@ def test_killed_writer_leaves_a_valid_partial_report(tmp_path):
 def test_plugin_style_records_drop_run_echo_keep_extras(tmp_path):
     rep = RunReport(str(tmp_path), {"backend": "gloo", "device": "cpu", "world_size": 2, "launcher": "pytest",
                                     "timeout_s": 30.0, "torch": "2.13.0+cpu"})
-    rep.update_run(backend_version="gloo", device_name="cpu0", duration_s=99.0)
+    rep.update_run(backend_version="gloo", device_name="cpu0")
     rep.add({"id": "all_reduce/default/float32/SUM/small/sync", "collective": "all_reduce", "variant": "default",
              "dtype": "float32", "op": "SUM", "shape": "small", "mode": "sync", "world": "cpu/gloo/ws2",
              "backend": "gloo", "device": "cpu", "world_size": 2, "status": "passed", "reason": "",
@@ -193,4 +192,4 @@ def test_plugin_style_records_drop_run_echo_keep_extras(tmp_path):
     validate(doc)
     r = doc["results"][0]
     assert "world" not in r and "backend" not in r and r["call_s"] == 0.002
-    assert doc["run"]["duration_s"] == 99.0 and doc["run"]["device_name"] == "cpu0"
+    assert doc["run"]["duration_s"] >= 0.01 and doc["run"]["device_name"] == "cpu0"   # the run's own time

@@ -14,7 +14,8 @@ import pytest
 
 from _suite import REPO, alive, descendants, read_reports, run_suite, statuses, suite_cmd, suite_env, wait_for
 from conformance.report.schema import validate
-from conformance.selftest import pytest_id
+from conformance.selftest import _AsCase
+from conformance.planning import test_id as make_test_id
 
 # A test line of `pytest -v`: "<node id> WORD" plainly, "[gwN] [ n%] WORD <node id>" under xdist.
 _WORD = r"(PASSED|FAILED|UNSUPPORTED|ERROR|TIMEOUT|CRASHED|BLOCKED|HARNESS_ERROR|SKIPPED|XFAIL|XPASS)"
@@ -32,12 +33,16 @@ class _Finished:
 
 
 def _session_leaders(pids) -> set[int]:
-    """Rank processes: each calls setsid, so it leads its own session (the fork server and workers do not)."""
+    """Rank processes: each calls setsid, so it leads its own session (the fork server and workers do not; the
+    reaper does too, and is told apart by its command line)."""
     out = set()
     for pid in pids:
         try:
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"conformance.worlds.reaper" in f.read():
+                    continue
         except OSError:
             continue
         if fields[0] != "Z" and int(fields[3]) == pid:
@@ -47,7 +52,7 @@ def _session_leaders(pids) -> set[int]:
 
 def _id_of(doc, record) -> str:
     run = doc["run"]
-    return pytest_id(record, f"{run['device']}-{run['backend']}-ws{run['world_size']}")
+    return make_test_id(f"{run['device']}-{run['backend']}-ws{run['world_size']}", _AsCase(record))
 
 
 class _Reader:

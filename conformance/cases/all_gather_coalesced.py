@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch.distributed as dist
 
-from . import common, values
+from . import axes, common, values
 from .spec import Case, Prepared, RankContext, Spec
 
 PIECES = ("small", "odd", "scalar")
@@ -18,10 +18,9 @@ class AllGatherCoalesced(Spec):
     name = "all_gather_coalesced"
 
     def cases(self, env):
-        skip = common.absent(self.name)
-        for dtype in values.available_dtypes():
-            yield Case(self.name, "default", dtype, None, None, "sync", family=self.name, skip=skip)
-        yield Case(self.name, "default", "float32", None, None, "async", family=self.name, skip=skip)
+        skip = axes.absent(self.name)
+        yield from axes.product(self.name, shapes=(None,), skip=skip)
+        yield axes.single(self.name, shape=None, mode="async", skip=skip)
 
     def prepare(self, case: Case, rt: RankContext) -> Prepared:
         dtype = values.dtype_of(case.dtype)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch.distributed as dist
 
-from . import common
+from . import axes, common
 from .spec import Case, Prepared, RankContext, Spec
 
 
@@ -12,7 +12,9 @@ class AllReduce(Spec):
     name = "all_reduce"
 
     def cases(self, env):
-        yield from common.reduction_axes("all_reduce", self.name)
+        yield from axes.reduction_table("all_reduce")
+        yield from axes.edge("all_reduce")
+        yield from axes.undefined("all_reduce")
 
     def prepare(self, case: Case, rt: RankContext) -> Prepared:
         x, _ = common.reduction_tensor(case, rt, rt.rank)

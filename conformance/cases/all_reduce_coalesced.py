@@ -1,8 +1,9 @@
 """all_reduce_coalesced: several tensors of one dtype (different sizes) all-reduced in one call, each in place.
 With ``async_op=True`` it returns a ``torch.futures.Future`` (not a Work), which must carry the tensors.
 
-SUM runs on every dtype; the other ops on one dtype of each kind (the op table itself is all_reduce's).  The
-tensors (``PIECES``) are cut from one reduction vector per rank, so they differ from each other.
+SUM runs on every dtype (also at the edge of each dtype's range); the other ops on one dtype of each kind (the op
+table itself is all_reduce's).  The tensors (``PIECES``) are cut from one reduction vector per rank, so they
+differ from each other; an edge case's pieces all have the ``odd`` shape.
 """
 
 from __future__ import annotations
@@ -11,29 +12,25 @@ import math
 
 import torch.distributed as dist
 
-from . import common, values
+from . import axes, common, values
 from .spec import Case, Prepared, RankContext, Spec
 
 PIECES = ("small", "odd", "scalar")
-OP_DTYPES = ("float32", "int32", "bool", "complex64")
 
 
 class AllReduceCoalesced(Spec):
     name = "all_reduce_coalesced"
 
     def cases(self, env):
-        skip = common.absent(self.name)
-        for dtype in values.available_dtypes():
-            yield Case(self.name, "default", dtype, "SUM", None, "sync", family=self.name, skip=skip)
-        yield Case(self.name, "default", "float32", "SUM", None, "async", family=self.name, skip=skip)
-        for dtype in OP_DTYPES:
-            for op in common.reduce_ops_for(dtype):
-                if op != "SUM":
-                    yield Case(self.name, "default", dtype, op, None, "sync", family=self.name, skip=skip)
+        skip = axes.absent(self.name)
+        yield from axes.product(self.name, ops=("SUM",), shapes=(None,), skip=skip)
+        yield axes.single(self.name, op="SUM", shape=None, mode="async", skip=skip)
+        yield from axes.op_table(self.name, tier="kinds", shape=None, skip=skip)
+        yield from axes.edge(self.name, all_ops=False, skip=skip)
 
     def prepare(self, case: Case, rt: RankContext) -> Prepared:
         dtype = values.dtype_of(case.dtype)
-        shapes = [values.shape_for(s, dtype) for s in PIECES]
+        shapes = [values.shape_for(s, dtype) for s in (PIECES if case.shape is None else [case.shape] * 3)]
         n = sum(math.prod(s) for s in shapes)
         mine = common.pieces(common.reduction_flat(case, n, rt.rank, rt.world_size), shapes)
         tensors = [common.shaped(v, s, case, rt) for v, s in zip(mine, shapes)]

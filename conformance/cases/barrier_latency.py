@@ -27,7 +27,7 @@ import time
 
 import torch.distributed as dist
 
-from . import common, values
+from . import axes, common, values
 from .spec import Case, Prepared, RankContext, Spec
 
 
@@ -57,8 +57,8 @@ class BarrierOrdersPriorWork(Spec):
     name = "barrier_latency"
 
     def cases(self, env):
-        for mode in common.MODES:
-            yield Case("barrier", "orders_prior", mode=mode, family=self.name)
+        for mode in axes.MODES:
+            yield axes.bare("barrier", "orders_prior", mode=mode)
 
     def prepare(self, case: Case, rt: RankContext) -> Prepared:
         x, _ = common.reduction_tensor(PRIOR, rt, rt.rank)

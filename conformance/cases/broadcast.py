@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import torch.distributed as dist
 
-from . import common
+from . import axes, common
 from .spec import Case, Prepared, RankContext, Spec
 
 
@@ -14,12 +12,10 @@ class Broadcast(Spec):
     name = "broadcast"
 
     def cases(self, env):
-        roots = [(f"root{r}", (("root", r),)) for r in range(env.world_size)]
-        if common.has_kwarg(dist.broadcast, "group_src"):
-            roots.append(("group_src", (("root", env.world_size - 1), ("group_src", True))))
-        for variant, params in roots:
-            for case in common.movement_axes("broadcast", self.name, variants=(variant,)):
-                yield replace(case, params=params)
+        for root in range(env.world_size):
+            yield from axes.movement_table("broadcast", f"root{root}", params=dict(root=root))
+        yield from axes.movement_table("broadcast", "group_src", params=dict(root=env.world_size - 1, group_src=True),
+                                       skip=axes.lacks_kwarg(dist.broadcast, "group_src", "dist.broadcast"))
 
     def prepare(self, case: Case, rt: RankContext) -> Prepared:
         root = case.param("root")

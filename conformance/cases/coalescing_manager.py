@@ -3,6 +3,7 @@ recorded and run as one fused call on exit; afterwards every output must hold wh
 
 Collective ids are ``coalescing_manager.<call>`` for the three calls with a fast path: ``all_reduce`` (SUM, three
 tensors of different shapes), ``all_gather_into_tensor`` and ``reduce_scatter_tensor`` (cat layout, two tensors).
+The reducing calls also run at the edge of each dtype's range (every tensor of the ``odd`` shape).
 ``async`` mode is ``async_ops=True`` with ``async_op=True`` inside: the calls' own handles are placeholders, and
 the block is waited through the manager (``cm.wait()``), whose fused Work must also carry the outputs.
 """
@@ -14,7 +15,7 @@ import math
 import torch
 import torch.distributed as dist
 
-from . import common, values
+from . import axes, common, values
 from .spec import Case, Prepared, RankContext, Spec
 
 CALLS = {"all_reduce": ("small", "odd", "scalar"),
@@ -43,18 +44,20 @@ class CoalescingManager(Spec):
     name = "coalescing_manager"
 
     def cases(self, env):
-        skip = common.absent("_coalescing_manager")
+        skip = axes.absent("_coalescing_manager")
         for call in CALLS:
             collective = f"coalescing_manager.{call}"
             op = None if call == "all_gather_into_tensor" else "SUM"
-            for dtype in values.available_dtypes():
-                yield Case(collective, "default", dtype, op, None, "sync", family=self.name, skip=skip)
-            yield Case(collective, "default", "float32", op, None, "async", family=self.name, skip=skip)
+            yield from axes.product(collective, ops=(op,), shapes=(None,), skip=skip)
+            yield axes.single(collective, op=op, shape=None, mode="async", skip=skip)
+            if op:
+                yield from axes.edge(collective, all_ops=False, skip=skip)
 
     def prepare(self, case: Case, rt: RankContext) -> Prepared:
         call_name = case.collective.split(".", 1)[1]
         dtype = values.dtype_of(case.dtype)
-        shapes = [values.shape_for(s, dtype) for s in CALLS[call_name]]
+        names = CALLS[call_name] if case.shape is None else [case.shape] * len(CALLS[call_name])
+        shapes = [values.shape_for(s, dtype) for s in names]
         issue, outs, exp = BUILD[call_name](case, rt, shapes)
 
         def call(async_op):

@@ -1,10 +1,11 @@
-"""Axes shared by the families: modes, shapes, which reduce ops apply to which dtype, ReduceOp construction."""
+"""Tensors and expected values shared by the families: ReduceOp construction, inputs of any shape built from
+flat values, stale output buffers, and the clock-free entry check of barrier-like calls.  (Which cases exist is
+``axes.py``'s.)"""
 
 from __future__ import annotations
 
 import math
 import time
-from typing import Iterator
 
 import torch
 import torch.distributed as dist
@@ -12,46 +13,7 @@ import torch.distributed as dist
 from . import values
 from .spec import Case, RankContext
 
-MODES = ("sync", "async")
-SHAPES = ("scalar", "empty", "small", "odd", "noncontig")   # plus "large", added per family where it pays
 PREMUL_FACTOR = 0.5   # an exact binary fraction
-
-
-def reduce_ops_for(dtype_name: str) -> tuple[str, ...]:
-    """The ReduceOps whose meaning is defined for the dtype (others are not generated; they have no oracle)."""
-    k = values.kind(values.dtype_of(dtype_name))
-    if k == "bool":
-        return ("SUM", "PRODUCT", "MIN", "MAX", "BAND", "BOR", "BXOR")
-    if k in ("int", "uint"):
-        return ("SUM", "AVG", "PRODUCT", "MIN", "MAX", "BAND", "BOR", "BXOR")
-    if k == "complex":   # torch.distributed itself refuses MIN/MAX/PRODUCT/bitwise on complex
-        return ("SUM", "AVG", "PREMUL_SUM")
-    return ("SUM", "AVG", "PRODUCT", "MIN", "MAX", "PREMUL_SUM")
-
-
-def reduction_axes(collective: str, family: str, variants=("default",)) -> Iterator[Case]:
-    """Every dtype x applicable op x shape x mode, plus one 1 MiB case (sync) per dtype for SUM."""
-    for dtype in values.available_dtypes():
-        for op in reduce_ops_for(dtype):
-            for variant in variants:
-                for shape in SHAPES:
-                    for mode in MODES:
-                        yield Case(collective, variant, dtype, op, shape, mode, family=family)
-                if op == "SUM":
-                    yield Case(collective, variant, dtype, op, "large", "sync", family=family)
-        if "PREMUL_SUM" in reduce_ops_for(dtype):
-            for mode in MODES:
-                yield Case(collective, "tensor_factor", dtype, "PREMUL_SUM", "small", mode, family=family)
-
-
-def movement_axes(collective: str, family: str, variants=("default",)) -> Iterator[Case]:
-    """Every dtype x shape x mode for data-movement collectives, plus one 1 MiB case (sync) per dtype."""
-    for dtype in values.available_dtypes():
-        for variant in variants:
-            for shape in SHAPES:
-                for mode in MODES:
-                    yield Case(collective, variant, dtype, None, shape, mode, family=family)
-            yield Case(collective, variant, dtype, None, "large", "sync", family=family)
 
 
 def reduce_op(case: Case, rt: RankContext):
@@ -64,21 +26,37 @@ def reduce_op(case: Case, rt: RankContext):
     return getattr(dist.ReduceOp, case.op)
 
 
+def value_pattern(case: Case) -> str:
+    """Which reduction inputs the case uses: "small" values, or the "edge" of the dtype's range (``axes.edge``)."""
+    return case.param("values", "small")
+
+
 def reduction_tensor(case: Case, rt: RankContext, rank: int, salt: int = 0):
     """Rank ``rank``'s input for a reduction case, as a tensor of the case's shape on this device."""
     dtype = values.dtype_of(case.dtype)
     n = values.numel_of(case.shape, dtype)
-    vals = values.reduction_values(dtype, case.op, n, rank + salt, rt.world_size)
+    vals = values.reduction_values(dtype, case.op, n, rank + salt, rt.world_size, value_pattern(case))
     return values.materialize(vals, case.shape, dtype, rt.device), vals
 
 
-def expected_reduction(case: Case, rt: RankContext, salt: int = 0) -> torch.Tensor:
-    """The reduction over every peer's input, laid out like this rank's tensor."""
+def expected_reduction(case: Case, rt: RankContext, salt: int = 0):
+    """The reduction over every peer's input, laid out like this rank's tensor (None on an error path)."""
+    if case.error:
+        return None
     dtype = values.dtype_of(case.dtype)
     n = values.numel_of(case.shape, dtype)
-    per_rank = [values.reduction_values(dtype, case.op, n, p + salt, rt.world_size) for p in rt.peers()]
-    reduced = rt.reduce(case.op, per_rank, dtype, PREMUL_FACTOR if case.op == "PREMUL_SUM" else 1.0)
-    return values.materialize(reduced, case.shape, dtype, rt.device)
+    per_rank = [values.reduction_values(dtype, case.op, n, p + salt, rt.world_size, value_pattern(case))
+                for p in rt.peers()]
+    return values.materialize(reduce_for(case, rt, per_rank), case.shape, dtype, rt.device)
+
+
+def reduce_for(case: Case, rt: RankContext, per_rank: list) -> torch.Tensor:
+    """The case's reduction of per-rank flat values as this rank's world computes it (None: the op is undefined
+    for the dtype, the case is an error path and nothing is expected)."""
+    if case.error:
+        return None
+    factor = PREMUL_FACTOR if case.op == "PREMUL_SUM" else 1.0
+    return rt.reduce(case.op, per_rank, values.dtype_of(case.dtype), factor)
 
 
 def movement_tensor(case: Case, rt: RankContext, rank: int, salt: int = 0) -> torch.Tensor:
@@ -89,74 +67,6 @@ def movement_tensor(case: Case, rt: RankContext, rank: int, salt: int = 0) -> to
 
 def empty_like_case(case: Case, rt: RankContext, fill: float = 0) -> torch.Tensor:
     return values.alloc(case.shape, values.dtype_of(case.dtype), rt.device, fill)
-
-
-def has_kwarg(fn, name: str) -> bool:
-    """Feature detection by signature, never by version number."""
-    import inspect
-    try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Leaner axes for the families beyond all_reduce/broadcast.  They cover every value of every axis (each dtype, each
-# shape, each mode, each op) without taking the full product, which only all_reduce pays for: a dtype gap shows on
-# one shape as well as on five, and a root or a layout variant does not depend on the dtype.
-
-SPREAD_DTYPES = ("float32", "bool", "complex64")   # plain, byte-backed (gloo maps Bool to uint8), view_as_real'd
-
-
-def _case(collective, family, variant, dtype, op, shape, mode, params=(), skip=None, fresh_world=False) -> Case:
-    return Case(collective, variant, dtype, op, shape, mode, family=family, params=tuple(params), skip=skip,
-                fresh_world=fresh_world)
-
-
-def spread_axes(collective: str, family: str, variant: str = "default", op=None, shapes=SHAPES, params=(),
-                skip=None) -> Iterator[Case]:
-    """A family's main form: every dtype (small, sync); every shape for SPREAD_DTYPES; float32 async on small and
-    noncontig; one 1 MiB case (float32, sync).  ``shapes`` drops the shapes the form cannot take (e.g. scalar)."""
-    for dtype in values.available_dtypes():
-        yield _case(collective, family, variant, dtype, op, "small", "sync", params, skip)
-    for dtype in SPREAD_DTYPES:
-        for shape in shapes:
-            if shape != "small":
-                yield _case(collective, family, variant, dtype, op, shape, "sync", params, skip)
-    for shape in ("small", "noncontig"):
-        if shape in shapes:
-            yield _case(collective, family, variant, "float32", op, shape, "async", params, skip)
-    yield _case(collective, family, variant, "float32", op, "large", "sync", params, skip)
-
-
-def variant_axes(collective: str, family: str, variant: str, op=None, params=(), skip=None,
-                 shape: str = "small") -> Iterator[Case]:
-    """A further form of a call already covered by ``spread_axes`` (another root, in-place, uneven, stack...):
-    SPREAD_DTYPES in sync, float32 in async."""
-    for dtype in SPREAD_DTYPES:
-        yield _case(collective, family, variant, dtype, op, shape, "sync", params, skip)
-    yield _case(collective, family, variant, "float32", op, shape, "async", params, skip)
-
-
-def op_axes(collective: str, family: str, variant: str = "default", shape: str = "odd", params=(), skip=None,
-            dtypes=None) -> Iterator[Case]:
-    """The reduction table of a reducing collective: every dtype x applicable op other than SUM, sync, one shape
-    (SUM comes from ``spread_axes``).  ``dtypes`` narrows it to a few for a secondary form."""
-    for dtype in dtypes or values.available_dtypes():
-        for op in reduce_ops_for(dtype):
-            if op != "SUM":
-                yield _case(collective, family, variant, dtype, op, shape, "sync", params, skip)
-
-
-def error_case(collective: str, family: str, variant: str, params=(), skip=None, dtype="float32", op=None,
-               shape="small") -> Case:
-    """An invalid call (variant ``bad_*``): it must raise on every rank; the world is probed afterwards."""
-    return _case(collective, family, variant, dtype, op, shape, "sync", params, skip, fresh_world=True)
-
-
-def absent(name: str, module=dist):
-    """The skip reason for an API this torch lacks, or None (feature detection, never version numbers)."""
-    return None if hasattr(module, name) else f"dist.{name} absent in this torch"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -225,14 +135,12 @@ def reduction_flat(case: Case, n: int, rank: int, ws: int) -> torch.Tensor:
     """Rank ``rank``'s reduction inputs as one flat vector of n values; collectives that reduce several pieces
     (reduce_scatter's chunks, coalesced tensors) cut their pieces out of it, so the pieces differ from each other
     (element i's value depends on i) and every reduction stays exact."""
-    return values.reduction_values(values.dtype_of(case.dtype), case.op, n, rank, ws)
+    return values.reduction_values(values.dtype_of(case.dtype), case.op, n, rank, ws, value_pattern(case))
 
 
 def expected_reduction_flat(case: Case, rt: RankContext, n: int) -> torch.Tensor:
     """The reduction of every peer's ``reduction_flat`` vector (flat, compute dtype)."""
-    dtype = values.dtype_of(case.dtype)
-    per_rank = [reduction_flat(case, n, p, rt.world_size) for p in rt.peers()]
-    return rt.reduce(case.op, per_rank, dtype, PREMUL_FACTOR if case.op == "PREMUL_SUM" else 1.0)
+    return reduce_for(case, rt, [reduction_flat(case, n, p, rt.world_size) for p in rt.peers()])
 
 
 def pieces(flat: torch.Tensor, shapes: list[tuple[int, ...]]) -> list[torch.Tensor]:
@@ -269,3 +177,10 @@ def entry_check(rt: RankContext, name: str):
         return f"{name} returned before ranks {missing} entered it"
 
     return enter, after
+
+
+def reduced_piece(case: Case, rt: RankContext, n: int, shapes: list[tuple[int, ...]], k: int):
+    """Piece ``k`` (shaped) of the reduction of every peer's ``n`` flat values cut into ``shapes``; None on an error
+    path."""
+    reduced = expected_reduction_flat(case, rt, n)
+    return None if reduced is None else shaped(pieces(reduced, shapes)[k], shapes[k], case, rt)

@@ -1,8 +1,9 @@
-"""Functional collectives (``torch.distributed._functional_collectives``), recorded as ``funcol.<name>``.
+"""Functional collectives (``torch.distributed._functional_collectives``), recorded as ``funcol.<name>``: one spec
+per functional collective, on the helpers below.
 
-They return new tensors (``AsyncCollectiveTensor`` in eager mode) and leave their inputs unmodified, so here the
-*inputs* are the harness's outputs (expected: unchanged) and each result is compared in ``after`` against the
-oracle, bitwise except for AVG.  Group argument: ``dist.group.WORLD``; reduce ops as lowercase strings.
+They return new tensors (``AsyncCollectiveTensor`` in eager mode) and leave their inputs unmodified, so the inputs
+are the harness's outputs (expected: unchanged) and the returned tensors are compared as ``Prepared.returns``,
+bitwise except for AVG.  Group argument: ``dist.group.WORLD``; reduce ops as lowercase strings.
 
 Modes: ``sync`` uses each result directly, as returned (a computation on an AsyncCollectiveTensor waits for it
 implicitly); ``async`` touches nothing until ``funcol.wait_tensor``.  funcol has no Work, so in ``async`` the call
@@ -15,12 +16,13 @@ all_to_all_single take world-size chunks of it as input.  ``odd``/``noncontig`` 
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import torch
 import torch.distributed as dist
 
-from . import values
+from . import axes, common, values
 from .spec import Case, Prepared, RankContext, Spec
 
 try:
@@ -29,289 +31,284 @@ except ImportError:   # pragma: no cover - every torch this suite supports has i
     funcol = None
 
 CHUNK = (2, 3)
-FULL_OPS_DTYPES = ("float32", "int64")          # every op in FUNCOL_OPS; the rest SUM only
-SUM_DTYPES = ("bfloat16", "float16", "int32", "uint8", "bool", "complex64")
 FUNCOL_OPS = ("SUM", "AVG", "PRODUCT", "MIN", "MAX")
-MOVE_DTYPES = ("float32", "bfloat16", "int64", "bool", "complex64")
-MODES = ("sync", "async")
 
 
-def _ops_for(dtype: str) -> list[str]:
-    from .common import reduce_ops_for
-    ops = FUNCOL_OPS if dtype in FULL_OPS_DTYPES else ("SUM",)
-    return [op for op in ops if op in reduce_ops_for(dtype)]
+def _absent(name: str):
+    return None if funcol is not None and hasattr(funcol, name) else f"funcol.{name} absent in this torch"
 
 
 class _Handle:
     """What an async funcol call gives the harness to wait on: wait() is funcol.wait_tensor on every result."""
 
-    def __init__(self, results, holder):
-        self._results, self._holder, self._done = results, holder, False
+    def __init__(self, results):
+        self._pending, self.results = results, None
 
     def wait(self, timeout=None):
-        self._holder["got"] = [funcol.wait_tensor(r) for r in self._results]
-        self._done = True
+        self.results = [funcol.wait_tensor(r) for r in self._pending]
         return True
 
     def is_completed(self):
-        return self._done
+        return self.results is not None
 
 
-class Funcol(Spec):
-    name = "funcol"
+def _returning(case: Case, inputs: list, run, expected: list) -> Prepared:
+    """``run()`` makes the functional call and returns its results; the inputs must stay as they were."""
 
-    # -- which cases exist ----------------------------------------------------------------------------------------
+    def call(async_op):
+        results = list(run())
+        if async_op:
+            return _Handle(results)
+        # sync: the results are used directly, as returned: a computation on an AsyncCollectiveTensor waits for it
+        # (so a backend error surfaces here, in the call; clone works for every dtype).  The results themselves are
+        # compared, not the copy: copying a bool tensor normalises its bytes and would hide a backend that stores
+        # an OR as a count.
+        for r in results:
+            r.clone()
+        return results
+
+    return Prepared(call, outputs=list(inputs), expected=[t.clone() for t in inputs], op=case.op,
+                    check_future=False, returns=expected)
+
+
+class FuncolSpec(Spec):
+    """A spec for ``funcol.<fn>``: ``cases`` yields its cases, skipped where this torch lacks the function."""
+
+    def __init__(self, fn: str):
+        self.fn = fn
+        self.name = f"funcol.{fn}"
+
+    def axes(self, env):
+        raise NotImplementedError
+
     def cases(self, env):
-        ws = env.world_size
+        skip = _absent(self.fn)
+        for case in self.axes(env):
+            yield replace(case, skip=case.skip or skip)
 
-        def case(name, variant, dtype, op, shape, mode, **params):
-            skip = None if funcol is not None and hasattr(funcol, name) else f"funcol.{name} absent in this torch"
-            return Case(f"funcol.{name}", variant, dtype, op, shape, mode, family=self.name, skip=skip,
-                        params=tuple(sorted(params.items())))
 
-        for dtype in FULL_OPS_DTYPES + SUM_DTYPES:
-            for op in _ops_for(dtype):
-                for mode in MODES:
-                    yield case("all_reduce", "default", dtype, op, "small", mode)
+class AllReduce(FuncolSpec):
+    def axes(self, env):
+        full_ops = lambda d: [op for op in FUNCOL_OPS if op in values.defined_ops(d)]   # noqa: E731
+        for dtype in axes.dtypes("common"):
+            yield from axes.product(self.name, tier=[dtype], ops=full_ops if dtype in axes.TIERS["pair"] else ("SUM",),
+                                    modes=axes.MODES)
         for shape in ("odd", "noncontig", "scalar"):
-            yield case("all_reduce", "default", "float32", "SUM", shape, "sync")
+            yield axes.single(self.name, op="SUM", shape=shape)
+        yield from axes.edge(self.name, all_ops=False)
 
-        for name, dtypes in (("all_gather_single", MOVE_DTYPES), ("all_gather_tensor", ("float32", "int64"))):
-            for dtype in dtypes:
-                for mode in MODES:
-                    yield case(name, "default", dtype, None, "small", mode, dim=0)
-            for mode in MODES:
-                yield case(name, "dim1", "float32", None, "small", mode, dim=1)
-
-        for name, dtypes in (("reduce_scatter_single", ("float32", "bfloat16", "int64")),
-                             ("reduce_scatter_tensor", ("float32", "int64"))):
-            for dtype in dtypes:
-                for mode in MODES:
-                    yield case(name, "default", dtype, "SUM", "small", mode, dim=0)
-            if name == "reduce_scatter_single":
-                for op in ("AVG", "MAX"):
-                    for mode in MODES:
-                        yield case(name, "default", "float32", op, "small", mode, dim=0)
-            for mode in MODES:
-                yield case(name, "dim1", "float32", "SUM", "small", mode, dim=1)
-
-        for dtype in MOVE_DTYPES:
-            for mode in MODES:
-                yield case("all_to_all_single", "default", dtype, None, "small", mode)
-        for mode in MODES:
-            yield replace(case("all_to_all_single", "splits", "float32", None, "small", mode),
-                          real_world_only="not meaningful in a simulated world: uneven splits depend on the sender")
-
-        for root in sorted({0, ws - 1}):
-            for dtype in ("float32", "bfloat16", "int64"):
-                for mode in MODES:
-                    yield case("broadcast", f"root{root}", dtype, None, "small", mode, root=root)
-
-        for dtype in ("float32", "int64"):
-            for op in ("SUM", "MAX"):
-                for mode in MODES:
-                    yield case("all_reduce_coalesced", "default", dtype, op, "small", mode)
-            for mode in MODES:
-                yield case("all_gather_single_coalesced", "default", dtype, None, "small", mode)
-                yield case("reduce_scatter_single_coalesced", "default", dtype, "SUM", "small", mode)
-        for mode in MODES:
-            yield case("all_gather_into_tensor_coalesced", "default", "float32", None, "small", mode)
-            yield case("reduce_scatter_tensor_coalesced", "default", "float32", "SUM", "small", mode)
-
-        for variant in ("twice", "chain"):
-            for dtype in ("float32", "int64"):
-                yield case("wait_tensor", variant, dtype, "SUM", "small", "async")
-
-    # -- how a rank calls it --------------------------------------------------------------------------------------
-    def prepare(self, case: Case, rt: RankContext) -> Prepared:
-        name = case.collective.removeprefix("funcol.")
-        inputs, run, expected = getattr(self, "_" + name)(case, rt)
-        holder: dict = {}
-
-        def call(async_op):
-            results = run()
-            if async_op:
-                return _Handle(results, holder)
-            # sync: the results are used directly, as returned: a computation on an AsyncCollectiveTensor waits
-            # for it (so a backend error surfaces here, in the call).  The results themselves are compared, not a
-            # copy: copying a bool tensor normalises its bytes and would hide a backend that stores an OR as a count.
-            for r in results:
-                r.sum()
-            holder["got"] = list(results)
-            return None
-
-        def after():
-            got = holder.get("got")
-            if got is None:
-                return "the results were never waited for"
-            if len(got) != len(expected):
-                return f"{len(got)} results, expected {len(expected)}"
-            for i, (g, e) in enumerate(zip(got, expected)):
-                if e is None:
-                    continue
-                bad = values.describe_mismatch(g, e, values.tolerance(e.dtype, case.op))
-                if bad:
-                    return (f"result {i}: " if len(expected) > 1 else "result: ") + bad
-            return None
-
-        return Prepared(call, outputs=list(inputs), expected=[t.clone() for t in inputs], op=case.op,
-                        check_future=False, after=after)
-
-    # Each builder returns (inputs, run() -> list of results, expected results).
-    def _all_reduce(self, case, rt):
+    def prepare(self, case, rt):
         x, exp = _reduction(case, rt, case.shape)
-        return [x], lambda: [funcol.all_reduce(x, case.op.lower(), dist.group.WORLD)], [exp]
+        return _returning(case, [x], lambda: [funcol.all_reduce(x, case.op.lower(), dist.group.WORLD)], [exp])
 
-    def _all_gather_single(self, case, rt, name="all_gather_single"):
+
+class AllGather(FuncolSpec):
+    """all_gather_single / all_gather_tensor: along dim 0 (``default``) or dim 1."""
+
+    def __init__(self, fn: str, tier: str):
+        super().__init__(fn)
+        self.tier = tier
+
+    def axes(self, env):
+        yield from axes.product(self.name, tier=self.tier, modes=axes.MODES, params=dict(dim=0))
+        yield from axes.product(self.name, "dim1", tier="one", modes=axes.MODES, params=dict(dim=1))
+
+    def prepare(self, case, rt):
         dim = case.param("dim", 0)
         x = _movement(case, rt, rt.rank)
         exp = torch.cat([_movement(case, rt, rt.peer(j)) for j in range(rt.world_size)], dim=dim)
-        fn = getattr(funcol, name)
-        return [x], lambda: [fn(x, dim, dist.group.WORLD)], [exp]
+        fn = getattr(funcol, self.fn)
+        return _returning(case, [x], lambda: [fn(x, dim, dist.group.WORLD)], [exp])
 
-    def _all_gather_tensor(self, case, rt):
-        return self._all_gather_single(case, rt, "all_gather_tensor")
 
-    def _reduce_scatter_single(self, case, rt, name="reduce_scatter_single"):
+class ReduceScatter(FuncolSpec):
+    """reduce_scatter_single / reduce_scatter_tensor: along dim 0 (``default``) or dim 1."""
+
+    def __init__(self, fn: str, tier: str, more_ops=(), edge=False):
+        super().__init__(fn)
+        self.tier, self.more_ops, self.edge = tier, more_ops, edge
+
+    def axes(self, env):
+        yield from axes.product(self.name, tier=self.tier, ops=("SUM",), modes=axes.MODES, params=dict(dim=0))
+        yield from axes.product(self.name, tier="one", ops=self.more_ops, modes=axes.MODES, params=dict(dim=0))
+        yield from axes.product(self.name, "dim1", tier="one", ops=("SUM",), modes=axes.MODES, params=dict(dim=1))
+        if self.edge:
+            yield from axes.edge(self.name, all_ops=False, params=dict(dim=0))
+
+    def prepare(self, case, rt):
         dim = case.param("dim", 0)
         ws = rt.world_size
-        full = _full_shape(ws, dim)
+        full = (CHUNK[0] * ws, CHUNK[1]) if dim == 0 else (CHUNK[0], CHUNK[1] * ws)
         x, per_rank = _reduction_input(case, rt, full)
-        reduced = _reduce(case, rt, per_rank, full)
-        exp = reduced.chunk(ws, dim=dim)[rt.rank].contiguous()
-        fn = getattr(funcol, name)
-        return [x], lambda: [fn(x, case.op.lower(), dim, dist.group.WORLD)], [exp]
+        exp = _reduce(case, rt, per_rank, full).chunk(ws, dim=dim)[rt.rank].contiguous()
+        fn = getattr(funcol, self.fn)
+        return _returning(case, [x], lambda: [fn(x, case.op.lower(), dim, dist.group.WORLD)], [exp])
 
-    def _reduce_scatter_tensor(self, case, rt):
-        return self._reduce_scatter_single(case, rt, "reduce_scatter_tensor")
 
-    def _all_to_all_single(self, case, rt):
+class AllToAllSingle(FuncolSpec):
+    """Equal splits (``default``), or rank i sending 1 + (i + j) % 2 rows of width 3 to rank j (``splits``:
+    symmetric, so every rank knows its receives)."""
+
+    def axes(self, env):
+        yield from axes.product(self.name, tier="transport", modes=axes.MODES)
+        yield from axes.product(self.name, "splits", tier="one", modes=axes.MODES,
+                                real_world_only="not meaningful in a simulated world: uneven splits depend on the "
+                                                "sender")
+
+    def prepare(self, case, rt):
         ws, r = rt.world_size, rt.rank
-        if case.variant == "splits":
-            # rank i sends 1 + (i + j) % 2 rows of width 3 to rank j (symmetric, so every rank knows its receives)
-            rows = lambda i, j: 1 + (i + j) % 2
-            ins = [rows(r, j) for j in range(ws)]
-            outs = [rows(j, r) for j in range(ws)]
-        else:
-            ins = outs = None
+        rows = (lambda i, j: 1 + (i + j) % 2) if case.variant == "splits" else (lambda i, j: CHUNK[0])
         dtype = values.dtype_of(case.dtype)
 
         def input_of(i):
-            sizes = [rows(i, j) for j in range(ws)] if ins is not None else [CHUNK[0]] * ws
-            n = sum(sizes) * CHUNK[1]
-            flat = values.movement_values(dtype, n, i)
+            sizes = [rows(i, j) for j in range(ws)]
+            flat = values.movement_values(dtype, sum(sizes) * CHUNK[1], i)
             return flat.to(dtype).reshape(sum(sizes), CHUNK[1]), sizes
 
-        x, _ = input_of(r)
-        x = x.to(rt.device)
+        x = input_of(r)[0].to(rt.device)
         pieces = []
         for j in range(ws):
-            their, sizes = input_of(rt.peer(j))
+            theirs, sizes = input_of(rt.peer(j))
             start = sum(sizes[:r])
-            pieces.append(their[start:start + sizes[r]])
-        exp = torch.cat(pieces).to(rt.device)
-        if ins is not None and rt.simulated:
-            # Uneven splits depend on the sender's rank: no world where every rank holds this rank's data can
-            # agree on them (rank j would send rows(r, r) where rows(j, r) are expected), so nothing is derivable.
-            exp = None
-        return [x], lambda: [funcol.all_to_all_single(x, outs, ins, dist.group.WORLD)], [exp]
+            pieces.append(theirs[start:start + sizes[r]])
+        exp = x.clone() if rt.echoes else torch.cat(pieces).to(rt.device)
+        ins = outs = None
+        if case.variant == "splits":
+            ins, outs = [rows(r, j) for j in range(ws)], [rows(j, r) for j in range(ws)]
+            if rt.simulated:
+                # Uneven splits depend on the sender's rank: no world where every rank holds this rank's data can
+                # agree on them (rank j would send rows(r, r) where rows(j, r) are expected): nothing derivable.
+                exp = None
+        return _returning(case, [x], lambda: [funcol.all_to_all_single(x, outs, ins, dist.group.WORLD)], [exp])
 
-    def _broadcast(self, case, rt):
+
+class Broadcast(FuncolSpec):
+    def axes(self, env):
+        for root in sorted({0, env.world_size - 1}):
+            yield from axes.product(self.name, f"root{root}", tier="arith", modes=axes.MODES, params=dict(root=root))
+
+    def prepare(self, case, rt):
         root = case.param("root")
         x = _movement(case, rt, rt.rank)
-        exp = _movement(case, rt, rt.peer(root))
-        return [x], lambda: [funcol.broadcast(x, root, dist.group.WORLD)], [exp]
+        return _returning(case, [x], lambda: [funcol.broadcast(x, root, dist.group.WORLD)],
+                          [_movement(case, rt, rt.peer(root))])
 
-    def _all_reduce_coalesced(self, case, rt):
+
+class AllReduceCoalesced(FuncolSpec):
+    def axes(self, env):
+        yield from axes.product(self.name, tier="pair", ops=("SUM", "MAX"), modes=axes.MODES)
+
+    def prepare(self, case, rt):
         xs, exps = [], []
         for k, shape in enumerate(("small", "odd", "scalar")):
             x, e = _reduction(case, rt, shape, salt=k)
             xs.append(x)
             exps.append(e)
-        return xs, lambda: list(funcol.all_reduce_coalesced(xs, case.op.lower(), dist.group.WORLD)), exps
+        return _returning(case, xs, lambda: funcol.all_reduce_coalesced(xs, case.op.lower(), dist.group.WORLD), exps)
 
-    def _all_gather_single_coalesced(self, case, rt, name="all_gather_single_coalesced"):
+
+class AllGatherCoalesced(FuncolSpec):
+    """all_gather_single_coalesced / all_gather_into_tensor_coalesced: two tensors of different shapes."""
+
+    def __init__(self, fn: str, tier: str):
+        super().__init__(fn)
+        self.tier = tier
+
+    def axes(self, env):
+        yield from axes.product(self.name, tier=self.tier, modes=axes.MODES)
+
+    def prepare(self, case, rt):
         xs, exps = [], []
         for k, shape in enumerate(((2, 3), (5,))):
             xs.append(_movement(case, rt, rt.rank, salt=k, shape=shape))
             exps.append(torch.cat([_movement(case, rt, rt.peer(j), salt=k, shape=shape)
                                    for j in range(rt.world_size)]))
-        fn = getattr(funcol, name)
-        return xs, lambda: list(fn(xs, dist.group.WORLD)), exps
+        fn = getattr(funcol, self.fn)
+        return _returning(case, xs, lambda: fn(xs, dist.group.WORLD), exps)
 
-    def _all_gather_into_tensor_coalesced(self, case, rt):
-        return self._all_gather_single_coalesced(case, rt, "all_gather_into_tensor_coalesced")
 
-    def _reduce_scatter_single_coalesced(self, case, rt, name="reduce_scatter_single_coalesced"):
+class ReduceScatterCoalesced(FuncolSpec):
+    """reduce_scatter_single_coalesced / reduce_scatter_tensor_coalesced: two tensors of different shapes."""
+
+    def __init__(self, fn: str, tier: str):
+        super().__init__(fn)
+        self.tier = tier
+
+    def axes(self, env):
+        yield from axes.product(self.name, tier=self.tier, ops=("SUM",), modes=axes.MODES)
+
+    def prepare(self, case, rt):
         ws = rt.world_size
         xs, exps = [], []
         for k, full in enumerate(((2 * ws, 3), (3 * ws,))):
             x, per_rank = _reduction_input(case, rt, full, salt=k)
             xs.append(x)
             exps.append(_reduce(case, rt, per_rank, full).chunk(ws)[rt.rank].contiguous())
-        fn = getattr(funcol, name)
+        fn = getattr(funcol, self.fn)
         # scatter_dim is rewritten in place by funcol for dims != 0; pass a fresh list each call
-        return xs, lambda: list(fn(list(xs), case.op.lower(), [0] * len(xs), dist.group.WORLD)), exps
+        return _returning(case, xs, lambda: fn(list(xs), case.op.lower(), [0] * len(xs), dist.group.WORLD), exps)
 
-    def _reduce_scatter_tensor_coalesced(self, case, rt):
-        return self._reduce_scatter_single_coalesced(case, rt, "reduce_scatter_tensor_coalesced")
 
-    def _wait_tensor(self, case, rt):
-        """``twice``: wait_tensor is idempotent (the second wait returns the same values).
-        ``chain``: an unwaited result fed into a second all_reduce; waiting the second gives the reduction of
-        the reduction."""
-        x, exp = _reduction(replace(case, op="SUM"), rt, "small")
+class WaitTensor(FuncolSpec):
+    """``twice``: wait_tensor is idempotent (the second wait returns the same values).  ``chain``: an unwaited
+    result fed into a second all_reduce; waiting the second gives the reduction of the reduction."""
+
+    def axes(self, env):
+        for variant in ("twice", "chain"):
+            yield from axes.product(self.name, variant, tier="pair", ops=("SUM",), modes=("async",))
+
+    def prepare(self, case, rt):
+        x, exp = _reduction(case, rt, "small")
         if case.variant == "twice":
             def run():
                 res = funcol.all_reduce(x, "sum", dist.group.WORLD)
                 first = funcol.wait_tensor(res)
                 return [first, funcol.wait_tensor(res)]
-            return [x], run, [exp, exp]
+            return _returning(case, [x], run, [exp, exp])
         dtype = values.dtype_of(case.dtype)
         flat = exp.reshape(-1).to(values._compute_dtype(dtype))
         exp2 = rt.reduce("SUM", [flat] * rt.world_size, dtype).to(dtype).reshape(exp.shape)
-        return [x], lambda: [funcol.all_reduce(funcol.all_reduce(x, "sum", dist.group.WORLD), "sum",
-                                               dist.group.WORLD)], [exp2]
+        return _returning(case, [x], lambda: [funcol.all_reduce(funcol.all_reduce(x, "sum", dist.group.WORLD), "sum",
+                                                                 dist.group.WORLD)], [exp2])
 
 
 # -- inputs and oracle ----------------------------------------------------------------------------------------------
 def _movement(case: Case, rt: RankContext, rank: int, salt: int = 0, shape=CHUNK) -> torch.Tensor:
     dtype = values.dtype_of(case.dtype)
-    n = 1
-    for d in shape:
-        n *= d
-    return values.movement_values(dtype, n, rank, salt).to(dtype).reshape(shape).to(rt.device)
+    return values.movement_values(dtype, math.prod(shape), rank, salt).to(dtype).reshape(shape).to(rt.device)
 
 
 def _reduction(case: Case, rt: RankContext, shape_name: str, salt: int = 0):
     """This rank's input of a named shape, and the reduction over every peer's input."""
-    dtype = values.dtype_of(case.dtype)
-    n = values.numel_of(shape_name, dtype)
-    mine = values.reduction_values(dtype, case.op, n, rt.rank + salt, rt.world_size)
-    per_rank = [values.reduction_values(dtype, case.op, n, p + salt, rt.world_size) for p in rt.peers()]
-    exp = values.materialize(rt.reduce(case.op, per_rank, dtype), shape_name, dtype, rt.device)
+    x = common.reduction_tensor(replace(case, shape=shape_name), rt, rt.rank, salt)[0]
+    exp = common.expected_reduction(replace(case, shape=shape_name), rt, salt)
     if shape_name == "noncontig":
         exp = exp.contiguous()   # the result is a fresh tensor: compare values, not strides
-    return values.materialize(mine, shape_name, dtype, rt.device), exp
-
-
-def _full_shape(ws: int, dim: int) -> tuple[int, ...]:
-    return (CHUNK[0] * ws, CHUNK[1]) if dim == 0 else (CHUNK[0], CHUNK[1] * ws)
+    return x, exp
 
 
 def _reduction_input(case: Case, rt: RankContext, full, salt: int = 0):
-    dtype = values.dtype_of(case.dtype)
-    n = 1
-    for d in full:
-        n *= d
-    per_rank = [values.reduction_values(dtype, case.op, n, p + salt, rt.world_size) for p in rt.peers()]
-    mine = values.reduction_values(dtype, case.op, n, rt.rank + salt, rt.world_size)
-    return mine.to(dtype).reshape(full).to(rt.device), per_rank
+    n = math.prod(full)
+    per_rank = [common.reduction_flat(case, n, p + salt, rt.world_size) for p in rt.peers()]
+    mine = common.reduction_flat(case, n, rt.rank + salt, rt.world_size)
+    return mine.to(values.dtype_of(case.dtype)).reshape(full).to(rt.device), per_rank
 
 
 def _reduce(case: Case, rt: RankContext, per_rank, full) -> torch.Tensor:
-    dtype = values.dtype_of(case.dtype)
-    return rt.reduce(case.op, per_rank, dtype).to(dtype).reshape(full).to(rt.device)
+    return common.reduce_for(case, rt, per_rank).to(values.dtype_of(case.dtype)).reshape(full).to(rt.device)
 
 
-SPECS = [Funcol()]
+SPECS = [
+    AllReduce("all_reduce"),
+    AllGather("all_gather_single", "transport"), AllGather("all_gather_tensor", "pair"),
+    ReduceScatter("reduce_scatter_single", "arith", more_ops=("AVG", "MAX"), edge=True),
+    ReduceScatter("reduce_scatter_tensor", "pair"),
+    AllToAllSingle("all_to_all_single"),
+    Broadcast("broadcast"),
+    AllReduceCoalesced("all_reduce_coalesced"),
+    AllGatherCoalesced("all_gather_single_coalesced", "pair"),
+    ReduceScatterCoalesced("reduce_scatter_single_coalesced", "pair"),
+    AllGatherCoalesced("all_gather_into_tensor_coalesced", "one"),
+    ReduceScatterCoalesced("reduce_scatter_tensor_coalesced", "one"),
+    WaitTensor("wait_tensor"),
+]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch.distributed as dist
 
-from . import common
+from . import axes, common
 from .spec import Case, Prepared, RankContext, Spec
 
 
@@ -19,20 +19,19 @@ class Gather(Spec):
 
     def cases(self, env):
         last = env.world_size - 1
-        yield from common.spread_axes("gather", self.name, f"dst{last}", params=(("dst", last),))
+        yield from axes.spread("gather", f"dst{last}", params=dict(dst=last))
         for dst in range(last):
-            yield from common.variant_axes("gather", self.name, f"dst{dst}", params=(("dst", dst),))
-        no_group_dst = None if common.has_kwarg(dist.gather, "group_dst") else "dist.gather has no group_dst here"
-        yield from common.variant_axes("gather", self.name, "group_dst", skip=no_group_dst,
-                                       params=(("dst", last), ("group_dst", True)))
-        yield common.error_case("gather", self.name, "bad_gather_list", params=(("dst", 0),),
-                                skip="torch itself refuses a gather_list on non-destination ranks only, leaving the "
-                                     "destination waiting: no backend can pass; kept to document the hazard")
+            yield from axes.variant("gather", f"dst{dst}", params=dict(dst=dst))
+        yield from axes.variant("gather", "group_dst", params=dict(dst=last, group_dst=True),
+                                skip=axes.lacks_kwarg(dist.gather, "group_dst", "dist.gather"))
+        yield axes.error_case("gather", "bad_gather_list", params=dict(dst=0),
+                              skip="torch itself refuses a gather_list on non-destination ranks only, leaving the "
+                                   "destination waiting: no backend can pass; kept to document the hazard")
 
     def prepare(self, case: Case, rt: RankContext) -> Prepared:
         dst, ws = case.param("dst"), rt.world_size
         x = common.movement_tensor(case, rt, rt.rank)
-        bad = case.variant == "bad_gather_list"
+        bad = case.error is not None
         expected = [common.movement_tensor(case, rt, rt.peer(j)) for j in range(ws)]
         gather_list = [common.stale(case, rt, unlike=e) for e in expected] if rt.rank == dst or bad else None
         where = {"group_dst": dst} if case.param("group_dst") else {"dst": dst}
@@ -41,7 +40,6 @@ class Gather(Spec):
             call=lambda async_op: dist.gather(x, gather_list, async_op=async_op, **where),
             outputs=outputs,
             expected=expected if outputs else [],
-            expect_error=bad,
             check_future=bool(outputs),   # a non-dst rank has no outputs for the future to carry
         )
 

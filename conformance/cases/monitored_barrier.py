@@ -14,19 +14,18 @@ from datetime import timedelta
 
 import torch.distributed as dist
 
-from . import common
+from . import axes, common
 from .spec import Case, Prepared, RankContext, Spec
-
 
 
 class MonitoredBarrier(Spec):
     name = "monitored_barrier"
 
     def cases(self, env):
-        yield Case("monitored_barrier", "default", mode="sync", family=self.name)
-        for variant, kwarg in (("wait_all_ranks", "wait_all_ranks"), ("timeout", "timeout")):
-            skip = None if common.has_kwarg(dist.monitored_barrier, kwarg) else f"monitored_barrier has no {kwarg}"
-            yield Case("monitored_barrier", variant, mode="sync", family=self.name, skip=skip)
+        yield axes.bare("monitored_barrier")
+        for kwarg in ("wait_all_ranks", "timeout"):
+            yield axes.bare("monitored_barrier", kwarg,
+                            skip=axes.lacks_kwarg(dist.monitored_barrier, kwarg, "dist.monitored_barrier"))
 
     def prepare(self, case: Case, rt: RankContext) -> Prepared:
         kwargs = {}
@@ -41,5 +40,6 @@ class MonitoredBarrier(Spec):
             return dist.monitored_barrier(**kwargs)
 
         return Prepared(call, check_future=False, after=after)
+
 
 SPECS = [MonitoredBarrier()]

@@ -24,7 +24,7 @@ import functools
 
 import torch.distributed as dist
 
-from . import common
+from . import axes
 from .spec import Case, Prepared, RankContext, Spec
 
 MAX_ROOTS = 4
@@ -92,20 +92,18 @@ class ObjectCollectives(Spec):
 
     def cases(self, env):
         ws = env.world_size
-        roots = range(min(ws, MAX_ROOTS))
+        pickled = dict(needs=("numpy",))     # torch turns objects into bytes through tensor.numpy()
         for coll in ("broadcast_object_list", "gather_object", "scatter_object_list"):
-            for r in roots:
-                yield Case(coll, f"root{r}", mode="sync", family=self.name, params=(("root", r),),
-                           real_world_only=None if coll == "gather_object" else UNPICKLES_PEER_BYTES)
-        yield Case("all_gather_object", "default", mode="sync", family=self.name)
+            for r in range(min(ws, MAX_ROOTS)):
+                yield axes.bare(coll, f"root{r}", params=dict(root=r), **pickled,
+                                real_world_only=None if coll == "gather_object" else UNPICKLES_PEER_BYTES)
+        yield axes.bare("all_gather_object", **pickled)
         no_peer = "point-to-point needs a peer: world size 1" if ws < 2 else None
-        yield Case("send_object_list", "default", mode="sync", family=self.name, skip=no_peer,
-                   real_world_only=UNPICKLES_PEER_BYTES)
-        batch = common.has_kwarg(dist.send_object_list, "use_batch") and common.has_kwarg(dist.recv_object_list,
-                                                                                          "use_batch")
-        yield Case("send_object_list", "use_batch", mode="sync", family=self.name,
-                   skip=no_peer or (None if batch else "send/recv_object_list have no use_batch in this torch"),
-                   real_world_only=UNPICKLES_PEER_BYTES)
+        yield axes.bare("send_object_list", skip=no_peer, real_world_only=UNPICKLES_PEER_BYTES, **pickled)
+        no_batch = (axes.lacks_kwarg(dist.send_object_list, "use_batch", "dist.send_object_list")
+                    or axes.lacks_kwarg(dist.recv_object_list, "use_batch", "dist.recv_object_list"))
+        yield axes.bare("send_object_list", "use_batch", skip=no_peer or no_batch,
+                        real_world_only=UNPICKLES_PEER_BYTES, **pickled)
 
     def prepare(self, case: Case, rt: RankContext) -> Prepared:
         prep = getattr(self, "_" + case.collective)(case, rt)

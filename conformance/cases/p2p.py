@@ -1,4 +1,5 @@
-"""Point-to-point: send/recv, isend/irecv, recv from any source, batch_isend_irecv, tags, group ranks.
+"""Point-to-point: send/recv, isend/irecv, recv from any source, batch_isend_irecv, tags, group ranks; one spec
+per pattern, on the helpers below.
 
 The pattern is a ring: rank r sends to r+1 and receives from r-1.  Blocking send/recv cannot deadlock because even
 ranks send first and odd ranks receive first.  Each receive buffer starts with a pattern that differs from the
@@ -21,17 +22,15 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from . import _groups, common, values
+from . import _groups, axes, common
 from .spec import Case, Prepared, RankContext, Spec
 
-# Every dtype on one shape; a representative set on the other shapes (bytes are bytes to a p2p transport).
-REP_DTYPES = ("float32", "bfloat16", "int64", "bool", "complex64")
-REP_SHAPES = ("scalar", "empty", "odd", "noncontig", "large")
-FEW = (("float32", "small"), ("int64", "odd"), ("bfloat16", "large"))
-BATCH_DTYPES = ("float32", "bfloat16", "int64", "bool", "complex128")
-BATCH_SHAPES = ("small", "odd", "large")     # large: > 1024 elements (just over 1 MiB)
 TAGS = ((10, "next"), (11, "next"), (20, "prev"), (21, "prev"))   # (tag, direction of the send)
 NO_PEER = "point-to-point needs a peer: world size 1"
+
+
+def _no_peer(env):
+    return NO_PEER if env.world_size < 2 else None
 
 
 def _ring(rt: RankContext) -> tuple[int, int]:
@@ -53,6 +52,26 @@ def _expected_recv(case: Case, rt: RankContext, sender: int, salt: int = 0):
     return None if rt.simulated else common.movement_tensor(case, rt, rt.peer(sender), salt)
 
 
+def _exchange(case: Case, rt: RankContext, ring: "_Ring", after=None, sender=None) -> Prepared:
+    """A ring exchange's Prepared: the receive buffer gets the sender's payload, the send buffer stays intact."""
+    sender = ring.prv if sender is None else sender
+    return Prepared(ring, outputs=[ring.inb, ring.out], expected=[_expected_recv(case, rt, sender), ring.out.clone()],
+                    check_future=False, after=after)
+
+
+class _Ring:
+    """This rank's send and receive buffers for a ring exchange; ``call(async_op)`` is set by the spec."""
+
+    def __init__(self, case: Case, rt: RankContext, body):
+        self.nxt, self.prv = _ring(rt)
+        self.out = _payload(case, rt, rt.rank)
+        self.inb = _recv_buffer(case, rt, self.prv)
+        self.body = body
+
+    def __call__(self, async_op):
+        return self.body(self, async_op)
+
+
 @dataclass
 class _Waits:
     """Works the call waits itself (each once); the last posted one goes to the harness."""
@@ -71,75 +90,48 @@ class _Waits:
         return "; ".join(self.problems) or None
 
 
-class P2P(Spec):
-    name = "p2p"
+def _check_sender(rt: RankContext, got, prv: int, what: str):
+    if rt.simulated:
+        # Nobody sent anything; the sender a simulated backend names must at least be a valid peer.
+        if not isinstance(got, int) or not (0 <= got < rt.world_size) or got == rt.rank:
+            return f"{what} {got!r}: not a valid peer rank of a {rt.world_size}-rank world"
+        return None
+    if got != prv:
+        return f"{what} {got!r}, expected the sender's global rank {prv}"
+    return None
 
-    # -- which cases exist ----------------------------------------------------------------------------------------
+
+def _every_dtype_and_shape(collective: str, mode: str, **fields):
+    """Every dtype on one shape; the transport tier on the other shapes (bytes are bytes to a p2p transport)."""
+    yield from axes.product(collective, modes=(mode,), **fields)
+    yield from axes.product(collective, tier="transport", modes=(mode,),
+                            shapes=[s for s in axes.SHAPES if s != "small"] + ["large"], **fields)
+
+
+def _has_group_peer() -> bool:
+    return axes.has_kwarg(dist.send, "group_dst") and axes.has_kwarg(dist.recv, "group_src")
+
+
+# -- blocking send/recv ----------------------------------------------------------------------------------------------
+
+class SendRecv(Spec):
+    """send/recv with global ranks (``default``) or group ranks of the world group (``group_dst``)."""
+    name = "p2p.send_recv"
+
     def cases(self, env):
-        ws = env.world_size
-        no_peer = NO_PEER if ws < 2 else None
+        yield from _every_dtype_and_shape("send", "sync", skip=_no_peer(env))
+        no_group_peer = None if _has_group_peer() else "dist.send/recv have no group_dst/group_src in this torch"
+        yield from axes.sampled("send", "group_dst", count=2, skip=_no_peer(env) or no_group_peer)
 
-        def case(coll, variant, dtype, shape, mode, skip=None, **params):
-            return Case(coll, variant, dtype, None, shape, mode, family=self.name, skip=skip or no_peer,
-                        params=tuple(sorted(params.items())))
-
-        full = [(d, "small") for d in values.available_dtypes()]
-        full += [(d, s) for d in REP_DTYPES for s in REP_SHAPES]
-        for d, s in full:
-            yield case("send", "default", d, s, "sync")
-            yield case("isend", "default", d, s, "async")
-        for d, s in FEW:
-            yield case("recv", "any_source", d, s, "sync")
-            yield case("irecv", "any_source", d, s, "async")
-            yield case("isend", "recv_first", d, s, "async")
-            yield case("isend", "tags", d, s, "async")
-        for d in BATCH_DTYPES:
-            for s in BATCH_SHAPES:
-                yield case("batch_isend_irecv", "ring", d, s, "async")
-        for d, s in FEW:
-            yield case("batch_isend_irecv", "ring_both", d, s, "async")
-
-        has_group_peer = common.has_kwarg(dist.send, "group_dst") and common.has_kwarg(dist.recv, "group_src")
-        no_group_peer = None if has_group_peer else "dist.send/recv have no group_dst/group_src in this torch"
-        sub_skip = no_group_peer or (
-            "needs a subgroup of >= 2 ranks that leaves a rank out: world size >= 3" if ws < 3 else None)
-        for d, s in FEW[:2]:
-            yield case("send", "group_dst", d, s, "sync", skip=no_group_peer)
-            yield case("send", "subgroup_group_dst", d, s, "sync", skip=sub_skip)
-            yield case("isend", "subgroup_group_dst", d, s, "async", skip=sub_skip)
-            yield case("batch_isend_irecv", "subgroup_group_peer", d, s, "async", skip=sub_skip)
-
-        # Error paths, on every rank.  torch itself rejects a send to oneself and a P2POp whose op is not
-        # isend/irecv; a source rank outside the world is the backend's to reject (torch passes WORLD ranks
-        # through unchecked): gloo blocks on it until the process-group timeout ("Wait timeout"), so there it ends
-        # in `timeout` after the case limit.
-        yield Case("send", "bad_self", "float32", None, "small", "sync", family=self.name, fresh_world=True)
-        yield Case("recv", "bad_src_range", "float32", None, "small", "sync", family=self.name, fresh_world=True,
-                   timeout_s=5.0)
-        yield Case("batch_isend_irecv", "bad_op", "float32", None, "small", "async", family=self.name,
-                   fresh_world=True)
-
-    # -- how a rank calls it --------------------------------------------------------------------------------------
-    def prepare(self, case: Case, rt: RankContext) -> Prepared:
-        if case.variant.startswith("bad_"):
-            return self._bad(case, rt)
-        if "subgroup" in case.variant:
-            return self._subgroup(case, rt)
-        return getattr(self, "_" + case.collective)(case, rt)
-
-    def _send(self, case, rt):
-        nxt, prv = _ring(rt)
-        out = _payload(case, rt, rt.rank)
-        inb = _recv_buffer(case, rt, prv)
+    def prepare(self, case, rt):
+        by_group = case.variant == "group_dst"    # the WORLD group: group ranks are global ranks
         got = {}
-        if case.variant == "group_dst":    # the WORLD group: group ranks are global ranks
-            send = lambda: dist.send(out, group_dst=nxt)
-            recv = lambda: dist.recv(inb, group_src=prv)
-        else:
-            send = lambda: dist.send(out, dst=nxt)
-            recv = lambda: dist.recv(inb, src=prv)
 
-        def call(async_op):
+        def body(ring, async_op):
+            send = (lambda: dist.send(ring.out, group_dst=ring.nxt)) if by_group else \
+                (lambda: dist.send(ring.out, dst=ring.nxt))
+            recv = (lambda: dist.recv(ring.inb, group_src=ring.prv)) if by_group else \
+                (lambda: dist.recv(ring.inb, src=ring.prv))
             if rt.rank % 2 == 0:
                 send()
                 got["src"] = recv()
@@ -148,84 +140,94 @@ class P2P(Spec):
                 send()
             return None
 
-        def after():
-            if got.get("src") != prv:
-                return f"recv returned {got.get('src')!r}, expected the sender's global rank {prv}"
-            return None
+        ring = _Ring(case, rt, body)
+        return _exchange(case, rt, ring, after=lambda: None if got.get("src") == ring.prv else
+                         f"recv returned {got.get('src')!r}, expected the sender's global rank {ring.prv}")
 
-        return Prepared(call, outputs=[inb, out], expected=[_expected_recv(case, rt, prv), out.clone()],
-                        check_future=False, after=after)
 
-    def _recv(self, case, rt):
-        """recv without src: from any source; returns the sender's rank."""
-        nxt, prv = _ring(rt)
-        out = _payload(case, rt, rt.rank)
-        inb = _recv_buffer(case, rt, prv)
+class RecvAnySource(Spec):
+    """recv without src: from any source; returns the sender's rank.  Every rank posts its send first (isend) and
+    then receives, so a backend that refuses any-source receives refuses on every rank alike (a clean
+    ``unsupported``) instead of leaving a blocking sender waiting for a peer that refused."""
+    name = "p2p.recv_any_source"
+
+    def cases(self, env):
+        yield from axes.sampled("recv", "any_source", skip=_no_peer(env))
+
+    def prepare(self, case, rt):
         got = {}
 
-        def call(async_op):
-            if rt.rank % 2 == 0:
-                dist.send(out, dst=nxt)
-                got["src"] = dist.recv(inb)
-            else:
-                got["src"] = dist.recv(inb)
-                dist.send(out, dst=nxt)
+        def body(ring, async_op):
+            send = dist.isend(ring.out, dst=ring.nxt)
+            got["src"] = dist.recv(ring.inb)
+            send.wait()
             return None
 
-        def after():
-            return _check_sender(rt, got.get("src"), prv, "recv returned")
+        ring = _Ring(case, rt, body)
+        return _exchange(case, rt, ring, after=lambda: _check_sender(rt, got.get("src"), ring.prv, "recv returned"))
 
-        return Prepared(call, outputs=[inb, out], expected=[_expected_recv(case, rt, prv), out.clone()],
-                        check_future=False, after=after)
 
-    def _irecv(self, case, rt):
-        """irecv without src (any source); the Work names the sender (``_source_rank``, what ``recv`` uses)."""
-        nxt, prv = _ring(rt)
-        out = _payload(case, rt, rt.rank)
-        inb = _recv_buffer(case, rt, prv)
-        waits = _Waits([])
-        held = {}
+# -- isend/irecv -----------------------------------------------------------------------------------------------------
 
-        def call(async_op):
-            send = dist.isend(out, dst=nxt)
-            held["recv"] = dist.irecv(inb)
+class IrecvAnySource(Spec):
+    """irecv without src (any source); the Work names the sender (``_source_rank``, what ``recv`` uses)."""
+    name = "p2p.irecv_any_source"
+
+    def cases(self, env):
+        yield from axes.sampled("irecv", "any_source", mode="async", skip=_no_peer(env))
+
+    def prepare(self, case, rt):
+        waits, held = _Waits([]), {}
+
+        def body(ring, async_op):
+            send = dist.isend(ring.out, dst=ring.nxt)
+            held["recv"] = dist.irecv(ring.inb)
             waits.wait_all([send])
             return held["recv"]
 
         def after():
-            bad = waits.after()
-            if bad:
-                return bad
-            return _check_sender(rt, held["recv"]._source_rank(), prv, "Work._source_rank() returned")
+            return waits.after() or _check_sender(rt, held["recv"]._source_rank(), ring.prv,
+                                                  "Work._source_rank() returned")
 
-        return Prepared(call, outputs=[inb, out], expected=[_expected_recv(case, rt, prv), out.clone()],
-                        check_future=False, after=after)
+        ring = _Ring(case, rt, body)
+        return _exchange(case, rt, ring, after=after)
 
-    def _isend(self, case, rt):
-        if case.variant == "tags":
-            return self._tags(case, rt)
-        nxt, prv = _ring(rt)
-        out = _payload(case, rt, rt.rank)
-        inb = _recv_buffer(case, rt, prv)
+
+class IsendIrecv(Spec):
+    """isend to the next rank, irecv from the previous; ``recv_first`` posts the receive first and hands the *send*
+    Work to the harness."""
+    name = "p2p.isend_irecv"
+
+    def cases(self, env):
+        yield from _every_dtype_and_shape("isend", "async", skip=_no_peer(env))
+        yield from axes.sampled("isend", "recv_first", mode="async", skip=_no_peer(env))
+
+    def prepare(self, case, rt):
         waits = _Waits([])
 
-        def call(async_op):
-            if case.variant == "recv_first":   # post the receive first and hand the *send* Work to the harness
-                recv = dist.irecv(inb, src=prv)
-                send = dist.isend(out, dst=nxt)
+        def body(ring, async_op):
+            if case.variant == "recv_first":
+                recv = dist.irecv(ring.inb, src=ring.prv)
+                send = dist.isend(ring.out, dst=ring.nxt)
                 waits.wait_all([recv])
                 return send
-            send = dist.isend(out, dst=nxt)
-            recv = dist.irecv(inb, src=prv)
+            send = dist.isend(ring.out, dst=ring.nxt)
+            recv = dist.irecv(ring.inb, src=ring.prv)
             waits.wait_all([send])
             return recv
 
-        return Prepared(call, outputs=[inb, out], expected=[_expected_recv(case, rt, prv), out.clone()],
-                        check_future=False, after=waits.after)
+        return _exchange(case, rt, _Ring(case, rt, body), after=waits.after)
 
-    def _tags(self, case, rt):
-        """Two messages each way between ring neighbours, told apart only by their tags; receives are posted in
-        the reverse order of the sends (at world size 2 all four messages travel between the same two ranks)."""
+
+class Tags(Spec):
+    """Two messages each way between ring neighbours, told apart only by their tags; receives are posted in the
+    reverse order of the sends (at world size 2 all four messages travel between the same two ranks)."""
+    name = "p2p.tags"
+
+    def cases(self, env):
+        yield from axes.sampled("isend", "tags", mode="async", skip=_no_peer(env))
+
+    def prepare(self, case, rt):
         nxt, prv = _ring(rt)
         sends, recvs = [], []
         for k, (tag, direction) in enumerate(TAGS):
@@ -245,14 +247,26 @@ class P2P(Spec):
         expected = [r[3] for r in recvs] + [s[0].clone() for s in sends]
         return Prepared(call, outputs=outputs, expected=expected, check_future=False, after=waits.after)
 
-    def _batch_isend_irecv(self, case, rt):
+
+# -- batch_isend_irecv -----------------------------------------------------------------------------------------------
+
+class BatchRing(Spec):
+    """batch_isend_irecv around the ring (``ring``), or both ways at once (``ring_both``): every send first, then
+    the receives, in the same direction order."""
+    name = "p2p.batch"
+
+    def cases(self, env):
+        yield from axes.product("batch_isend_irecv", "ring", tier="sizes", shapes=("small", "odd", "large"),
+                                modes=("async",), skip=_no_peer(env))
+        yield from axes.sampled("batch_isend_irecv", "ring_both", mode="async", skip=_no_peer(env))
+
+    def prepare(self, case, rt):
         nxt, prv = _ring(rt)
         ops, outputs, expected = [], [], []
         directions = [("next", 0)] if case.variant == "ring" else [("next", 0), ("prev", 2)]
-        for direction, salt in directions:      # every send first, then the receives, in the same direction order
-            dst = nxt if direction == "next" else prv
+        for direction, salt in directions:
             t = _payload(case, rt, rt.rank, salt)
-            ops.append(dist.P2POp(dist.isend, t, dst))
+            ops.append(dist.P2POp(dist.isend, t, nxt if direction == "next" else prv))
             outputs.append(t)
             expected.append(t.clone())
         for direction, salt in directions:
@@ -272,53 +286,49 @@ class P2P(Spec):
 
         return Prepared(call, outputs=outputs, expected=expected, check_future=False, after=waits.after)
 
-    # -- on a subgroup: peers named by group rank -----------------------------------------------------------------
-    def _subgroup(self, case, rt):
-        """A ring over the group of every rank but rank 0 (group rank = global rank - 1), peers given as group
-        ranks; rank 0 is outside: its recv returns -1, its isend/irecv None, and neither writes anything."""
-        members = _groups.members("tail", rt.world_size, rt.rank)
-        handle = lambda: _groups.get(rt, "tail").handle     # created in the call, in lockstep on every rank
-        if rt.rank not in members:
-            buf = _payload(case, rt, rt.rank)
-            if case.collective == "send":      # dist.send itself rejects a non-member group; recv returns -1
-                call, after = _groups.outside_call(lambda a: dist.recv(buf, group=handle(), group_src=0),
-                                                   [buf], none_value=-1)
-            elif case.collective == "isend":
-                call, after = _groups.outside_call(
-                    lambda a: dist.isend(buf, group=handle(), group_dst=0) or
-                    dist.irecv(buf, group=handle(), group_src=0), [buf])
-            else:                              # batch_isend_irecv: only members take part
-                def call(a):
-                    handle()
-                    return _done_future() if a else None
-                after = None
-            return Prepared(call, outputs=[buf], expected=[buf.clone()], check_future=False, after=after)
 
+# -- on a subgroup: peers named by group rank --------------------------------------------------------------------------
+
+class SubgroupP2P(Spec):
+    """A ring over the group of every rank but rank 0 (group rank = global rank - 1), peers given as group ranks;
+    rank 0 is outside: its recv returns -1, its isend/irecv None, and neither writes anything."""
+    name = "p2p.subgroup"
+
+    def cases(self, env):
+        skip = (None if _has_group_peer() else "dist.send/recv have no group_dst/group_src in this torch") or (
+            "needs a subgroup of >= 2 ranks that leaves a rank out: world size >= 3" if env.world_size < 3 else None)
+        on_tail = dict(skip=skip, count=2, group=_groups.KINDS["tail"][0])
+        yield from axes.sampled("send", "subgroup_group_dst", **on_tail)
+        yield from axes.sampled("isend", "subgroup_group_dst", mode="async", **on_tail)
+        yield from axes.sampled("batch_isend_irecv", "subgroup_group_peer", mode="async", **on_tail)
+
+    def prepare(self, case, rt):
+        members = _groups.members("tail", rt.world_size, rt.rank)
+        handle = lambda: _groups.get(rt, "tail").handle     # noqa: E731  created in the call, in lockstep
+        if rt.rank not in members:
+            return self._outside(case, rt, handle)
         gs, gr = len(members), members.index(rt.rank)
         g_nxt, g_prv = (gr + 1) % gs, (gr - 1) % gs
         prv = members[g_prv]
-        out = _payload(case, rt, rt.rank)
-        inb = _recv_buffer(case, rt, prv)
         got, waits = {}, _Waits([])
 
-        def call(async_op):
+        def body(ring, async_op):
             g = handle()
             if case.collective == "send":
                 if gr % 2 == 0:
-                    dist.send(out, group=g, group_dst=g_nxt)
-                    got["src"] = dist.recv(inb, group=g, group_src=g_prv)
+                    dist.send(ring.out, group=g, group_dst=g_nxt)
+                    got["src"] = dist.recv(ring.inb, group=g, group_src=g_prv)
                 else:
-                    got["src"] = dist.recv(inb, group=g, group_src=g_prv)
-                    dist.send(out, group=g, group_dst=g_nxt)
+                    got["src"] = dist.recv(ring.inb, group=g, group_src=g_prv)
+                    dist.send(ring.out, group=g, group_dst=g_nxt)
                 return None
             if case.collective == "isend":
-                send = dist.isend(out, group=g, group_dst=g_nxt)
-                recv = dist.irecv(inb, group=g, group_src=g_prv)
+                send = dist.isend(ring.out, group=g, group_dst=g_nxt)
+                recv = dist.irecv(ring.inb, group=g, group_src=g_prv)
                 waits.wait_all([send])
                 return recv
-            ops = [dist.P2POp(dist.isend, out, group=g, group_peer=g_nxt),
-                   dist.P2POp(dist.irecv, inb, group=g, group_peer=g_prv)]
-            works = dist.batch_isend_irecv(ops)
+            works = dist.batch_isend_irecv([dist.P2POp(dist.isend, ring.out, group=g, group_peer=g_nxt),
+                                            dist.P2POp(dist.irecv, ring.inb, group=g, group_peer=g_prv)])
             waits.wait_all(works[:-1])
             return works[-1]
 
@@ -327,33 +337,50 @@ class P2P(Spec):
                 return f"recv returned {got.get('src')!r}, expected the sender's global rank {prv}"
             return waits.after()
 
-        return Prepared(call, outputs=[inb, out], expected=[_expected_recv(case, rt, prv), out.clone()],
-                        check_future=False, after=after)
+        ring = _Ring(case, rt, body)
+        ring.inb = _recv_buffer(case, rt, prv)
+        return _exchange(case, rt, ring, after=after, sender=prv)
 
-    # -- error paths --------------------------------------------------------------------------------------------
-    def _bad(self, case, rt):
+    def _outside(self, case, rt, handle):
+        buf = _payload(case, rt, rt.rank)
+        if case.collective == "send":          # dist.send itself rejects a non-member group; recv returns -1
+            call, after = _groups.outside_call(lambda a: dist.recv(buf, group=handle(), group_src=0),
+                                               [buf], none_value=-1)
+        elif case.collective == "isend":
+            call, after = _groups.outside_call(
+                lambda a: dist.isend(buf, group=handle(), group_dst=0) or
+                dist.irecv(buf, group=handle(), group_src=0), [buf])
+        else:                                  # batch_isend_irecv: only members take part
+            def call(a):
+                handle()
+                return _done_future() if a else None
+            after = None
+        return Prepared(call, outputs=[buf], expected=[buf.clone()], check_future=False, after=after)
+
+
+# -- error paths, on every rank ------------------------------------------------------------------------------------
+
+class P2PErrors(Spec):
+    """torch itself rejects a send to oneself and a P2POp whose op is not isend/irecv; a source rank outside the
+    world is the backend's to reject (torch passes WORLD ranks through unchecked): gloo blocks on it until the
+    process-group timeout ("Wait timeout"), so there it ends in ``timeout`` after the case limit."""
+    name = "p2p.errors"
+
+    def cases(self, env):
+        yield axes.error_case("send", "bad_self")
+        yield axes.error_case("recv", "bad_src_range", timeout_s=5.0)
+        yield axes.error_case("batch_isend_irecv", "bad_op", mode="async")
+
+    def prepare(self, case, rt):
         t = _payload(case, rt, rt.rank)
         ws = rt.world_size
         if case.variant == "bad_self":          # send to oneself: ValueError (isend allows it, send does not)
-            call = lambda a: dist.send(t, dst=rt.rank)
+            call = lambda a: dist.send(t, dst=rt.rank)   # noqa: E731
         elif case.variant == "bad_src_range":   # a source rank outside the world
-            call = lambda a: dist.recv(t, src=ws)
-        elif case.variant == "bad_op":          # P2POp only accepts dist.isend / dist.irecv
-            call = lambda a: dist.batch_isend_irecv([dist.P2POp(dist.broadcast, t, (rt.rank + 1) % ws)])
-        else:
-            raise ValueError(case.variant)
-        return Prepared(call, outputs=[t], expected=[t.clone()], expect_error=True, check_future=False)
-
-
-def _check_sender(rt: RankContext, got, prv: int, what: str):
-    if rt.simulated:
-        # Nobody sent anything; the sender a simulated backend names must at least be a valid peer.
-        if not isinstance(got, int) or not (0 <= got < rt.world_size) or got == rt.rank:
-            return f"{what} {got!r}: not a valid peer rank of a {rt.world_size}-rank world"
-        return None
-    if got != prv:
-        return f"{what} {got!r}, expected the sender's global rank {prv}"
-    return None
+            call = lambda a: dist.recv(t, src=ws)        # noqa: E731
+        else:                                   # P2POp only accepts dist.isend / dist.irecv
+            call = lambda a: dist.batch_isend_irecv([dist.P2POp(dist.broadcast, t, (rt.rank + 1) % ws)])  # noqa
+        return Prepared(call, outputs=[t], expected=[t.clone()], check_future=False)
 
 
 def _done_future():
@@ -362,4 +389,5 @@ def _done_future():
     return fut
 
 
-SPECS = [P2P()]
+SPECS = [SendRecv(), RecvAnySource(), IrecvAnySource(), IsendIrecv(), Tags(), BatchRing(), SubgroupP2P(),
+         P2PErrors()]

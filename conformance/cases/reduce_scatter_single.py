@@ -14,25 +14,25 @@ import math
 
 import torch.distributed as dist
 
-from . import common
+from . import axes, common
 from .spec import Case, Prepared, RankContext, Spec
-
-NO_SCALAR = tuple(s for s in common.SHAPES if s != "scalar")   # a 0-d output has no dim 0 to concatenate along
-
 
 class ReduceScatterSingle(Spec):
     def __init__(self, name: str, main: bool):
         self.name, self.main = name, main
 
     def cases(self, env):
-        skip = common.absent(self.name)
+        skip = axes.absent(self.name)
         if self.main:
-            yield from common.op_axes(self.name, self.name, "cat", skip=skip)
-            yield from common.spread_axes(self.name, self.name, "cat", op="SUM", shapes=NO_SCALAR, skip=skip)
+            yield from axes.op_table(self.name, "cat", skip=skip)
+            yield from axes.spread(self.name, "cat", op="SUM", shapes=axes.NO_SCALAR, skip=skip)
         else:
-            yield from common.variant_axes(self.name, self.name, "cat", op="SUM", skip=skip)
-            yield common.error_case(self.name, self.name, "bad_size", op="SUM", skip=skip)
-        yield from common.variant_axes(self.name, self.name, "stack", op="SUM", skip=skip)
+            yield from axes.variant(self.name, "cat", op="SUM", skip=skip)
+            yield axes.error_case(self.name, "bad_size", op="SUM", skip=skip)
+        yield from axes.variant(self.name, "stack", op="SUM", skip=skip)
+        yield from axes.edge(self.name, "cat", all_ops=self.main, skip=skip)
+        if self.main:
+            yield from axes.undefined(self.name, "cat", skip=skip)
 
     def prepare(self, case: Case, rt: RankContext) -> Prepared:
         ws, me = rt.world_size, rt.rank
@@ -44,8 +44,7 @@ class ReduceScatterSingle(Spec):
             shape = (shape[0] + 1,) + shape[1:]   # one row too many: not ws equal chunks
             flat = common.reduction_flat(case, math.prod(shape), me, ws)
         x = common.shaped(flat, shape, case, rt)
-        reduced = common.shaped(common.pieces(common.expected_reduction_flat(case, rt, ws * n), [piece] * ws)[me],
-                                piece, case, rt)
+        reduced = common.reduced_piece(case, rt, ws * n, [piece] * ws, me)
         out = common.stale(case, rt, unlike=reduced)
         op = common.reduce_op(case, rt)
         fn = getattr(dist, self.name)
@@ -54,7 +53,6 @@ class ReduceScatterSingle(Spec):
             outputs=[out],
             expected=[reduced],
             op=case.op,
-            expect_error=case.variant.startswith("bad_"),
         )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch.distributed as dist
 
-from . import common
+from . import axes, common
 from .spec import Case, Prepared, RankContext, Spec
 
 
@@ -17,12 +17,11 @@ class Scatter(Spec):
 
     def cases(self, env):
         last = env.world_size - 1
-        yield from common.spread_axes("scatter", self.name, f"src{last}", params=(("src", last),))
+        yield from axes.spread("scatter", f"src{last}", params=dict(src=last))
         for src in range(last):
-            yield from common.variant_axes("scatter", self.name, f"src{src}", params=(("src", src),))
-        no_group_src = None if common.has_kwarg(dist.scatter, "group_src") else "dist.scatter has no group_src here"
-        yield from common.variant_axes("scatter", self.name, "group_src", skip=no_group_src,
-                                       params=(("src", last), ("group_src", True)))
+            yield from axes.variant("scatter", f"src{src}", params=dict(src=src))
+        yield from axes.variant("scatter", "group_src", params=dict(src=last, group_src=True),
+                                skip=axes.lacks_kwarg(dist.scatter, "group_src", "dist.scatter"))
 
     def prepare(self, case: Case, rt: RankContext) -> Prepared:
         src, me = case.param("src"), rt.rank

@@ -1,17 +1,19 @@
 """What a case is, and the contract a collective family implements.
 
 A family (one module per collective family, nccl-tests style) says three things and nothing else:
-  * which cases exist for an environment (``Spec.cases``),
+  * which cases exist for an environment (``Spec.cases``, built with ``conformance.cases.axes``),
   * how a rank builds its inputs and calls the API (``Spec.prepare`` -> ``Prepared.call``),
-  * what each output must hold afterwards (``Prepared.expected``), computed on the rank from its knowledge of every
-    peer's inputs (``RankContext.peer``), so no tensor ever travels to the controller.
-The harness (``conformance.execute``) does the rest: sync/async, waiting, Work checks, comparison, timing.
+  * what each output (and each returned tensor) must hold afterwards (``Prepared.expected``/``returns``), computed
+    on the rank from its knowledge of every peer's inputs (``RankContext.peer``), so no tensor ever travels to the
+    controller.
+The harness (``conformance.execute``) does the rest: sync/async, waiting, Work checks, error paths, comparison,
+timing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 import torch
 
@@ -34,12 +36,19 @@ class Case:
     op: Optional[str] = None        # ReduceOp name
     shape: Optional[str] = None     # a key of values.SHAPES
     mode: str = "sync"              # "sync" or "async"
-    family: str = ""                # the Spec that runs it (set by the catalog)
+    family: str = ""                # the Spec that runs it (set by the catalogue, nowhere else)
     skip: Optional[str] = None      # decided by the controller: not applicable here, and why
-    fresh_world: bool = False       # may desynchronise ranks: run where a poisoned world costs nothing else
+    fresh_world: bool = False       # may desynchronise ranks: the world is proven usable afterwards, even if it passed
     timeout_s: Optional[float] = None  # a shorter watchdog for a case expected to hang on some backends
     real_world_only: Optional[str] = None  # why it means nothing in a simulated world (skipped there)
-    params: tuple = ()              # extra (key, value) pairs for the family, e.g. (("root", 1),)
+    error: Optional[str] = None     # an error path: every rank must raise; the text says what returning would mean
+    needs: tuple = ()               # what the Python environment must provide (conformance.environment.NEEDS)
+    group: Optional[str] = None     # the process group it runs on, when not the world's (hang budget, blame)
+    params: Any = ()                # keywords for the family, e.g. {"root": 1}; kept as sorted (key, value) pairs
+
+    def __post_init__(self):
+        if isinstance(self.params, Mapping):
+            object.__setattr__(self, "params", tuple(sorted(self.params.items())))
 
     @property
     def id(self) -> str:
@@ -52,13 +61,15 @@ class Case:
 @dataclass
 class Prepared:
     """One rank's view of one case, ready to run."""
-    call: Callable[[bool], Any]                 # call(async_op) -> Work | Future | None
+    call: Callable[[bool], Any]                 # call(async_op) -> Work | Future | None (or results, see returns)
     outputs: list = field(default_factory=list)   # tensors the call writes
     expected: list = field(default_factory=list)  # per output: expected tensor, or None (unspecified, not checked)
     op: Optional[str] = None                    # for the comparison tolerance
-    expect_error: bool = False                  # an error-path case: every rank must raise
     check_future: bool = True                   # async: the Work's future must carry the outputs
     after: Optional[Callable[[], Optional[str]]] = None  # extra check run after the call; returns a mismatch reason
+    # An API that returns new tensors (functional collectives): the expected value of each returned tensor.  The
+    # call returns the tensors (sync), or a handle with wait()/is_completed() whose ``results`` holds them (async).
+    returns: Optional[list] = None
 
 
 @dataclass
@@ -67,8 +78,8 @@ class RankContext:
 
     ``world_model`` is how this backend's world behaves: "real" (ranks communicate), or, for a simulating backend
     that declares ``pg.fake_semantics``, "uniform" (every rank holds this rank's data; reductions applied) or
-    "copy" (the same, but reductions return this rank's own value).  ``peer`` and ``reduce`` are the only places
-    that know: specs written against them are correct for all three.
+    "copy" (the same, but reductions return this rank's own value and exchanges echo).  ``peer``, ``reduce`` and
+    ``echoes`` are the only places that know: specs written against them are correct for all three.
     """
     rank: int
     world_size: int
@@ -90,6 +101,12 @@ class RankContext:
         if self.world_model == "copy":
             return per_rank[self.rank].clone()
         return values.reduce_values(op, per_rank, dtype, factor)
+
+    @property
+    def echoes(self) -> bool:
+        """In the "copy" model (torch's fake) an exchange hands back what this rank sent: all_to_all's output
+        slot j is this rank's own piece j, all_to_all_single's output its input."""
+        return self.world_model == "copy"
 
     @property
     def simulated(self) -> bool:

@@ -11,16 +11,17 @@ Error paths: ``new_group`` with a duplicate rank or a rank outside the world rai
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 import torch.distributed as dist
 
-from . import _groups, common, values
+from . import _groups, axes, common, values
 from .spec import Case, Prepared, RankContext, Spec
 
 GROUPS = (("subgroup_even", "even"), ("subgroup_head", "head"),
           ("new_subgroups_of1", "subgroups_of1"), ("new_subgroups_of2", "subgroups_of2"))
 COLLECTIVES = ("all_reduce", "broadcast", "all_gather_into_tensor")
-DTYPES = ("float32", "bfloat16", "int64")
 
 
 class Subgroups(Spec):
@@ -28,22 +29,19 @@ class Subgroups(Spec):
 
     def cases(self, env):
         for variant, kind in GROUPS:
-            skip = _groups.skip_reason(kind, env.world_size)
+            on_group = dict(skip=_groups.skip_reason(kind, env.world_size), params=dict(group=kind),
+                            group=_groups.KINDS[kind][0])
             for coll in COLLECTIVES:
                 op = "SUM" if coll == "all_reduce" else None
-                for dtype in DTYPES:
-                    for mode in common.MODES:
-                        yield Case(coll, variant, dtype, op, "small", mode, family=self.name, skip=skip,
-                                   params=(("group", kind),))
-                yield Case(coll, variant, "float32", op, "odd", "sync", family=self.name, skip=skip,
-                           params=(("group", kind),))
-        for variant in ("bad_duplicate", "bad_out_of_range"):
-            yield Case("new_group", variant, family=self.name, fresh_world=True)
+                yield from axes.product(coll, variant, tier="arith", ops=(op,), modes=axes.MODES, **on_group)
+                yield axes.single(coll, variant, op=op, shape="odd", **on_group)
+        yield axes.error_case("new_group", "bad_duplicate", dtype=None, shape=None, skip=_no_duplicate_check())
+        yield axes.error_case("new_group", "bad_out_of_range", dtype=None, shape=None)
 
     def prepare(self, case: Case, rt: RankContext) -> Prepared:
         if case.collective == "new_group":
             ranks = [0, 0] if case.variant == "bad_duplicate" else [0, rt.world_size]
-            return Prepared(lambda async_op: dist.new_group(ranks), expect_error=True, check_future=False)
+            return Prepared(lambda async_op: dist.new_group(ranks), check_future=False)
 
         # The group is created inside the call (a backend that cannot make it fails the case, not the suite);
         # who is in it is known beforehand.
@@ -85,6 +83,19 @@ class Subgroups(Spec):
             return Prepared(call, outputs=outputs, expected=[t.clone() for t in outputs], check_future=False,
                             after=after)
         return Prepared(lambda a: fn(a), outputs=outputs, expected=expected, op=case.op)
+
+
+def _no_duplicate_check():
+    """torch's new_group only rejects duplicate ranks in later releases (a Python check, before any backend is
+    asked); where it does not, a duplicate has no defined outcome to ask of a backend (gloo waits forever)."""
+    c10d = dist.distributed_c10d
+    for name in ("new_group", "_new_group_with_tag"):
+        try:
+            if "duplicate" in inspect.getsource(getattr(c10d, name)):
+                return None
+        except (AttributeError, OSError, TypeError):
+            continue
+    return "this torch's new_group does not check for duplicate ranks: nothing defined to ask of a backend"
 
 
 SPECS = [Subgroups()]

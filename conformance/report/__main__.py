@@ -81,6 +81,20 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 1 if d["regressions"] else 0
 
 
+def cmd_expect(args: argparse.Namespace) -> int:
+    from .expectations import Expectations, baseline_text
+
+    text = baseline_text([doc for _, doc in _load_many(args.reports)], torch_pattern=args.torch)
+    Expectations.from_text(text, "<baseline>")      # what it writes must load
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text)
+        print(args.output)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from .summary import markdown_summary, terminal_table
 
@@ -136,7 +150,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     for p in args.files:
         load_report(p, full_validation=True)
-        print("%s: valid (schema 1)" % p)
+        print("%s: valid (schema %s)" % (p, load_report(p)["schema"]))
     return 0
 
 
@@ -187,6 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--markdown", action="store_true", help="GitHub Markdown instead of text")
     s.add_argument("--limit", type=int, default=50, help="cases listed per category (default 50)")
     s.set_defaults(func=cmd_diff)
+
+    s = sub.add_parser("expect", help="write an expectations file (a baseline) from runs: their non-conformant "
+                                      "results become expected, so later runs report regressions only")
+    s.add_argument("reports", nargs="+", metavar="REPORT.json_OR_DIR")
+    s.add_argument("-o", "--output", metavar="FILE.toml", help="default: standard output")
+    s.add_argument("--torch", metavar="PATTERN", help='torch versions it applies to (default: "<major>.<minor>.*")')
+    s.set_defaults(func=cmd_expect)
 
     s = sub.add_parser("summary", help="Markdown summary (one row per run) for CI step summaries")
     s.add_argument("paths", nargs="+", metavar="FILE_OR_DIR")

@@ -351,3 +351,53 @@ class ExpectationSet:
 def combine(files: Sequence[Expectations]) -> ExpectationSet:
     """One object with ``apply``/``lookup``/``stale`` over several loaded files."""
     return ExpectationSet(files)
+
+
+# -- writing a file from runs (a baseline, deqp-runner style) ----------------------------------------------------
+
+def _toml_str(text: str) -> str:
+    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+
+
+def baseline_text(docs: Sequence[Dict[str, Any]], torch_pattern: Optional[str] = None) -> str:
+    """An expectations file that expects exactly what these runs did wrong (their non-conformant results, by id).
+
+    All runs must be of one backend on one device.  The file applies to that backend and device, and to the
+    torch release the runs used (``torch_pattern``, default ``"<major>.<minor>.*"`` of the first run): a later run
+    on the same stack then reports regressions only.  Entries list every status the id had across the runs.
+    """
+    if not docs:
+        raise ValueError("no report given")
+    backends = {d["run"]["backend"] for d in docs}
+    devices = {d["run"]["device"] for d in docs}
+    if len(backends) != 1 or len(devices) != 1:
+        raise ValueError("a baseline is for one backend on one device; got %s on %s"
+                         % (", ".join(sorted(backends)), ", ".join(sorted(devices))))
+    torch = str(docs[0]["run"].get("torch") or "")
+    if torch_pattern is None:
+        torch_pattern = ".".join(torch.split("+")[0].split(".")[:2]) + ".*" if torch else "*"
+    seen: Dict[str, Dict[str, Any]] = {}
+    for doc in docs:
+        for r in doc["results"]:
+            status = r.get("expected") if r["status"] in ("xfailed", "xpassed") else r["status"]
+            if status in CONFORMANT or status is None:
+                continue
+            entry = seen.setdefault(r["id"], {"status": [], "reason": r.get("reason") or status})
+            if status not in entry["status"]:
+                entry["status"].append(status)
+    sizes = sorted({int(d["run"]["world_size"]) for d in docs})
+    lines = [
+        "# Baseline: what %s on %s did wrong with torch %s (world sizes %s), written by" % (
+            next(iter(backends)), next(iter(devices)), torch, ", ".join(map(str, sizes))),
+        "# python -m conformance.report expect.  With --expect this file, these cases are xfailed and the",
+        "# exit code reports regressions only; entries that stop matching are reported as stale.",
+        "backend = %s" % _toml_str(next(iter(backends))),
+        "device = %s" % _toml_str(next(iter(devices))),
+        "torch = %s" % _toml_str(torch_pattern),
+    ]
+    for rid in sorted(seen):
+        e = seen[rid]
+        status = _toml_str(e["status"][0]) if len(e["status"]) == 1 else "[%s]" % ", ".join(map(_toml_str, e["status"]))
+        lines += ["", "[[expect]]", "match = %s" % _toml_str(rid.replace("[", "[[]")), "status = %s" % status,
+                  "reason = %s" % _toml_str(e["reason"][:300])]
+    return "\n".join(lines) + "\n"

@@ -29,7 +29,8 @@ from .model import (
     verdict_class,
     verdict_text,
 )
-from .writer import atomic_write
+from ..status import PASSING
+from .files import atomic_write
 
 __all__ = [
     "compact_run",
@@ -96,6 +97,7 @@ def _common_context() -> Dict[str, Any]:
         "colors": COLORS,
         "severity": list(SEVERITY),
         "nonconformant": sorted(NONCONFORMANT),
+        "passing": sorted(PASSING),
     }
 
 
@@ -246,7 +248,7 @@ def _cell(counts: Optional[Dict[str, int]]) -> Optional[Dict[str, Any]]:
         return None
     worst = min(counts, key=lambda s: SEVERITY_RANK.get(s, 0))
     total = sum(counts.values())
-    passed = counts.get("passed", 0) + counts.get("xpassed", 0)
+    passed = sum(counts.get(s, 0) for s in PASSING)
     tip = ", ".join("%s %d" % (s, counts[s]) for s in DISPLAY_ORDER if counts.get(s))
     return {"status": worst, "sym": SYMBOLS[worst], "passed": passed, "total": total, "tip": tip}
 

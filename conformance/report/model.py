@@ -11,88 +11,22 @@ import os
 import re
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-SCHEMA_VERSION = 1
+from .. import status as _status
+from .schema import READABLE_SCHEMAS, SCHEMA_VERSION, validate
 
-#: Statuses a case can end in (DESIGN.md section 2), plus the two an expectations file introduces.
-BASE_STATUSES = (
-    "passed",
-    "failed",
-    "unsupported",
-    "error",
-    "timeout",
-    "crashed",
-    "blocked",
-    "harness_error",
-    "skipped",
-)
-STATUSES = BASE_STATUSES + ("xfailed", "xpassed")
-
-#: Results that keep a run conformant.  ``xpassed`` (a case an expectations file expected to go wrong
-#: that passed) is conformant: the backend did the right thing.  It is surfaced as a stale expectation,
-#: not as a failure, the way pytest treats a non-strict xfail that passes.
-CONFORMANT = frozenset(("passed", "unsupported", "skipped", "xfailed", "xpassed"))
-NONCONFORMANT = frozenset(s for s in STATUSES if s not in CONFORMANT)
-
-#: Most severe first: a matrix cell is coloured by the first of these that occurs in it.
-SEVERITY = (
-    "crashed",
-    "timeout",
-    "error",
-    "failed",
-    "harness_error",
-    "blocked",
-    "xfailed",
-    "xpassed",
-    "unsupported",
-    "passed",
-    "skipped",
-)
-SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITY)}
-
-#: Order statuses are listed in (tables, summaries).
-DISPLAY_ORDER = (
-    "passed",
-    "failed",
-    "error",
-    "timeout",
-    "crashed",
-    "blocked",
-    "harness_error",
-    "unsupported",
-    "skipped",
-    "xfailed",
-    "xpassed",
-)
-
-#: One glyph per status so that no cell is told apart by colour alone.
-SYMBOLS = {
-    "passed": "\u2713",  # check mark
-    "failed": "\u2717",  # ballot x
-    "error": "E",
-    "timeout": "T",
-    "crashed": "C",
-    "blocked": "B",
-    "harness_error": "H",
-    "unsupported": "U",
-    "skipped": "S",
-    "xfailed": "xF",
-    "xpassed": "xP",
-}
-
-#: Okabe-Ito derived palette (colour-blind safe), with a text colour that keeps contrast.
-COLORS = {
-    "passed": ("#009E73", "#ffffff"),
-    "failed": ("#D55E00", "#ffffff"),
-    "error": ("#CC79A7", "#000000"),
-    "timeout": ("#E69F00", "#000000"),
-    "crashed": ("#1a1a1a", "#ffffff"),
-    "blocked": ("#8c8c8c", "#ffffff"),
-    "harness_error": ("#F0E442", "#000000"),
-    "unsupported": ("#56B4E9", "#000000"),
-    "skipped": ("#e6e6e6", "#333333"),
-    "xfailed": ("#0072B2", "#ffffff"),
-    "xpassed": ("#9fe0c9", "#000000"),
-}
+# Every fact about a status lives in conformance.status; these names keep the report modules' vocabulary.
+STATUSES = _status.STATUSES
+BASE_STATUSES = _status.BASE_STATUSES
+CONFORMANT = _status.CONFORMANT
+NONCONFORMANT = _status.NONCONFORMANT
+BACKEND_FAULTS = _status.BACKEND_FAULTS
+SUITE_FAULTS = _status.SUITE_FAULTS
+SEVERITY = _status.SEVERITY
+SEVERITY_RANK = _status.SEVERITY_RANK
+DISPLAY_ORDER = _status.STATUSES
+SYMBOLS = {s.name: s.symbol for s in _status.TABLE}
+COLORS = {s.name: (s.bg, s.fg) for s in _status.TABLE}
+worst = _status.worst
 
 REDUCE_OPS = ("SUM", "AVG", "PRODUCT", "MIN", "MAX", "BAND", "BOR", "BXOR", "PREMUL_SUM")
 
@@ -188,14 +122,6 @@ def op_sort_key(op: Optional[str]) -> Tuple[int, str]:
     return (_OP_RANK.get(op, len(REDUCE_OPS)), op)
 
 
-def worst(statuses: Iterable[str]) -> Optional[str]:
-    best = None
-    for s in statuses:
-        if best is None or SEVERITY_RANK.get(s, 0) < SEVERITY_RANK.get(best, 0):
-            best = s
-    return best
-
-
 def raw_status(record: Dict[str, Any]) -> str:
     """What the case did, before an expectations file relabelled it."""
     status = record["status"]
@@ -206,57 +132,95 @@ def raw_status(record: Dict[str, Any]) -> str:
     return status
 
 
-def summarize(counts: Dict[str, int], complete: bool) -> Dict[str, Any]:
+#: Show "ran N of M" next to a verdict when fewer than this share of a run's cases executed.
+RAN_NOTE_BELOW = 0.9
+
+VERDICTS = ("conformant", "not_conformant", "inconclusive", "not_run", "partial")
+
+
+def summarize(counts: Dict[str, int], complete: bool, not_run_reason: str = "") -> Dict[str, Any]:
     """The ``summary`` object of a report from status counts.
 
-    ``unexpected`` counts results that break conformance and that no expectation covered (those an expectation
-    covered are ``xfailed``).  ``conformant`` is False as soon as one such result exists, None while the run is
-    partial or empty and otherwise True.
+    ``verdict`` (one of VERDICTS), decided in this order:
+      * ``not_run``: the run is complete and no case executed (every case skipped): never conformant;
+      * ``not_conformant``: some case ended in a status that blames the backend (``unexpected`` counts them;
+        those an expectations file covered are ``xfailed`` and do not count);
+      * ``inconclusive``: no backend fault, but the suite or the environment failed (``harness_errors``);
+      * ``partial``: the run did not finish;
+      * ``conformant``: otherwise.
+    ``conformant`` is True / False for the first and last of those, None for the others.
     """
     total = sum(counts.values())
-    unexpected = sum(n for s, n in counts.items() if s in NONCONFORMANT)
-    if unexpected:
-        conformant: Optional[bool] = False
-    elif not complete or total == 0:
-        conformant = None
+    skipped = counts.get(_status.SKIPPED, 0)
+    unexpected = sum(n for s, n in counts.items() if s in BACKEND_FAULTS)
+    harness = sum(n for s, n in counts.items() if s in SUITE_FAULTS)
+    if complete and total == skipped:
+        verdict = "not_run"
+    elif unexpected:
+        verdict = "not_conformant"
+    elif harness:
+        verdict = "inconclusive"
+    elif not complete:
+        verdict = "partial"
     else:
-        conformant = True
+        verdict = "conformant"
     ordered = {s: counts[s] for s in STATUSES if counts.get(s)}
-    return {"total": total, "counts": ordered, "conformant": conformant, "unexpected": unexpected}
+    out = {"total": total, "ran": total - skipped, "counts": ordered, "verdict": verdict,
+           "conformant": True if verdict == "conformant" else False if verdict == "not_conformant" else None,
+           "unexpected": unexpected, "harness_errors": harness}
+    if verdict == "not_run":
+        out["not_run_reason"] = not_run_reason or "every case was skipped"
+    return out
 
 
 def summarize_results(results: Iterable[Dict[str, Any]], complete: bool) -> Dict[str, Any]:
     counts: Dict[str, int] = {}
+    skips: Dict[str, int] = {}
     for r in results:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
-    return summarize(counts, complete)
+        if r["status"] == _status.SKIPPED:
+            skips[r.get("reason") or ""] = skips.get(r.get("reason") or "", 0) + 1
+    return summarize(counts, complete, max(skips, key=skips.get) if skips else "")
 
 
 def verdict_text(doc: Dict[str, Any]) -> str:
-    """A short human verdict: CONFORMANT / NOT CONFORMANT / PARTIAL / EMPTY, with the counts that matter."""
-    s = doc.get("summary") or summarize_results(doc.get("results", []), bool(doc.get("complete")))
+    """A short human verdict, with the counts that matter: CONFORMANT / NOT CONFORMANT / INCONCLUSIVE / NOT RUN /
+    PARTIAL."""
+    s = _summary(doc)
     counts = s.get("counts", {})
+    verdict = s["verdict"]
+    if verdict == "not_run":
+        return "NOT RUN (%s)" % s.get("not_run_reason", "every case was skipped")
     extra = []
     if counts.get("xfailed"):
         extra.append("%d expected failures" % counts["xfailed"])
     if counts.get("xpassed"):
         extra.append("%d unexpected passes" % counts["xpassed"])
+    total, ran = s.get("total", 0), s.get("ran", s.get("total", 0))
+    if total and ran < RAN_NOTE_BELOW * total:
+        extra.append("ran %d of %d" % (ran, total))
     tail = (" (" + ", ".join(extra) + ")") if extra else ""
-    if s.get("conformant") is False:
-        text = "NOT CONFORMANT (%d unexpected)" % s.get("unexpected", 0)
-        if not doc.get("complete"):
-            text += " [partial]"
-        return text + tail
-    if s.get("conformant") is True:
+    partial = "" if doc.get("complete") else " [partial]"
+    if verdict == "not_conformant":
+        return "NOT CONFORMANT (%d unexpected)%s%s" % (s.get("unexpected", 0), partial, tail)
+    if verdict == "inconclusive":
+        return "INCONCLUSIVE (%d harness errors: the suite's problem, see their reasons)%s%s" % (
+            s.get("harness_errors", 0), partial, tail)
+    if verdict == "conformant":
         return "CONFORMANT" + tail
-    if not doc.get("complete"):
-        return "PARTIAL (no verdict)" + tail
-    return "EMPTY (no results)"
+    return "PARTIAL (no verdict)" + tail
 
 
 def verdict_class(doc: Dict[str, Any]) -> str:
-    c = (doc.get("summary") or {}).get("conformant")
-    return "pass" if c is True else "fail" if c is False else "unknown"
+    v = _summary(doc)["verdict"]
+    return {"conformant": "pass", "not_conformant": "fail", "not_run": "notrun"}.get(v, "unknown")
+
+
+def _summary(doc: Dict[str, Any]) -> Dict[str, Any]:
+    s = doc.get("summary")
+    if not s or "verdict" not in s:     # a schema-1 report, or a document built by hand
+        s = summarize_results(doc.get("results", []), bool(doc.get("complete")))
+    return s
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.+-]+")
@@ -305,8 +269,6 @@ def load_report(path: str, full_validation: bool = False) -> Dict[str, Any]:
         raise NotAReport("%s: not JSON (line %d column %d: %s)" % (path, e.lineno, e.colno, e.msg)) from None
     try:
         if full_validation:
-            from .schema import validate
-
             _check_is_report(doc)
             validate(doc)
         else:
@@ -326,9 +288,10 @@ def _check_is_report(doc: Any) -> None:
 def check_envelope(doc: Any) -> None:
     """Cheap structural check used when reading reports (the full schema is in :mod:`.schema`)."""
     _check_is_report(doc)
-    if doc["schema"] != SCHEMA_VERSION:
+    if doc["schema"] not in READABLE_SCHEMAS:
         raise ValueError(
-            "report schema version %r is not supported (this tool reads version %d)" % (doc["schema"], SCHEMA_VERSION)
+            "report schema version %r is not supported (this tool reads versions %s)"
+            % (doc["schema"], ", ".join(map(str, READABLE_SCHEMAS)))
         )
     run = doc["run"]
     if not isinstance(run, dict) or not all(k in run for k in ("backend", "device", "world_size")):
@@ -338,7 +301,7 @@ def check_envelope(doc: Any) -> None:
     for i, r in enumerate(doc["results"]):
         if not isinstance(r, dict) or r.get("status") not in STATUSES or not isinstance(r.get("id"), str):
             raise ValueError("results[%d] is not a result record (id/status)" % i)
-    if not isinstance(doc.get("summary"), dict):
+    if not isinstance(doc.get("summary"), dict) or "verdict" not in doc["summary"]:
         doc["summary"] = summarize_results(doc["results"], bool(doc.get("complete")))
 
 

@@ -4,23 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Sequence
 
+from ..status import BY_NAME
 from .model import DISPLAY_ORDER, run_label, run_sort_key, verdict_text
 
 __all__ = ["terminal_table", "markdown_summary", "status_columns"]
-
-_ABBR = {
-    "passed": "pass",
-    "failed": "fail",
-    "error": "err",
-    "timeout": "tmo",
-    "crashed": "crash",
-    "blocked": "blk",
-    "harness_error": "harn",
-    "unsupported": "unsup",
-    "skipped": "skip",
-    "xfailed": "xfail",
-    "xpassed": "xpass",
-}
 
 
 def _sorted(docs: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -37,7 +24,7 @@ def terminal_table(docs: Sequence[Dict[str, Any]]) -> str:
     """A one-screen plain-text table: one line per run with counts per status and the verdict."""
     docs = _sorted(docs)
     cols = status_columns(docs)
-    head = ["run", "total"] + [_ABBR[s] for s in cols] + ["verdict"]
+    head = ["run", "total"] + [BY_NAME[s].abbr for s in cols] + ["verdict"]
     rows = []
     for d in docs:
         s = d.get("summary") or {}
@@ -73,7 +60,8 @@ def markdown_summary(docs: Sequence[Dict[str, Any]], title: str = "c10d conforma
         s = d.get("summary") or {}
         counts = s.get("counts", {})
         v = verdict_text(d)
-        icon = ":white_check_mark:" if s.get("conformant") is True else ":x:" if s.get("conformant") is False else ":hourglass:"
+        icon = {"conformant": ":white_check_mark:", "not_conformant": ":x:", "not_run": ":no_entry_sign:"}.get(
+            s.get("verdict"), ":hourglass:")
         out.append(
             "| %s | %s | %d | %s | %s %s |"
             % (

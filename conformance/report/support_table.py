@@ -19,17 +19,17 @@ from __future__ import annotations
 from typing import Any, Dict, List, Sequence, Tuple
 from urllib.parse import quote
 
+from ..status import PASSING
 from .model import DISPLAY_ORDER, FAMILIES, FAMILY_ORDER, NONCONFORMANT, family
 
 __all__ = ["support_matrix", "support_markdown", "cell_symbol"]
 
-_PASS = ("passed", "xpassed")
 
 
 def cell_symbol(counts: Dict[str, int]) -> Tuple[str, str]:
     """(symbol text, css class) of a support cell from status counts."""
     ran = sum(n for s, n in counts.items() if s != "skipped")
-    passed = sum(counts.get(s, 0) for s in _PASS)
+    passed = sum(counts.get(s, 0) for s in PASSING)
     bad = any(counts.get(s) for s in NONCONFORMANT)
     mark = "!" if bad else ""
     if ran == 0:

@@ -4,7 +4,8 @@ The JSON file is rewritten atomically (temporary file + ``os.replace``) so a rea
 two flushes, always finds a complete JSON document; it says ``"complete": false`` until :meth:`RunReport.close`.
 
 Cost model: each record is serialised once, when it is added; a flush joins the cached fragments and writes
-them (a few milliseconds for 20,000 results), so periodic flushes stay cheap however long the run is.
+them (a few milliseconds for 20,000 results), so periodic flushes stay cheap however long the run is.  Flushing
+is the owner's call (``flush``): the suite's collector flushes every report from one thread twice a second.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import threading
 import time
 from typing import Any, Dict, List, Optional
 
+from .files import atomic_write
 from .model import SCHEMA_VERSION, STATUSES, run_stem, summarize
 
 __all__ = ["RunReport", "default_run_info", "normalize_record", "suite_version", "atomic_write"]
@@ -42,6 +44,7 @@ _RUN_KEYS = (
     "timeout_s",
     "argv",
     "interrupted",
+    "start_error",
 )
 _RECORD_DEFAULTS = (
     ("variant", "default"),
@@ -118,6 +121,7 @@ def default_run_info(**given: Any) -> Dict[str, Any]:
         "timeout_s": 0.0,
         "argv": list(sys.argv),
         "interrupted": False,
+        "start_error": None,
     }
     run.update(given)
     run["world_size"] = int(run["world_size"])
@@ -152,24 +156,15 @@ def normalize_record(record: Dict[str, Any]) -> Dict[str, Any]:
     return record
 
 
-def atomic_write(path: str, text: str) -> None:
-    tmp = "%s.tmp.%d.%d" % (path, os.getpid(), threading.get_ident())
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 class RunReport:
     """The report of one run (device x backend x world size), kept on disk while the run goes on.
 
-    ``run`` is the provenance (see :func:`default_run_info`; missing keys are filled).  ``expectations`` is an
-    optional :class:`~conformance.report.expectations.Expectations`; when given and it applies to this run,
-    :meth:`add` relabels records through it.
+    ``run`` is the provenance (see :func:`default_run_info`; missing keys are filled).  Records arrive final
+    (expectations, if any, were applied by the one process that applies them).  ``duration_s`` is this run's own:
+    from its first case's start to its last case's end.
     """
 
-    MIN_INTERVAL_S = 0.5
-
-    def __init__(self, report_dir: str, run: Dict[str, Any], expectations: Any = None) -> None:
+    def __init__(self, report_dir: str, run: Dict[str, Any]) -> None:
         self.report_dir = str(report_dir)
         os.makedirs(self.report_dir, exist_ok=True)
         self.run = default_run_info(**run)
@@ -177,16 +172,14 @@ class RunReport:
         self.json_path = os.path.join(self.report_dir, self.stem + ".json")
         self.html_path = os.path.join(self.report_dir, self.stem + ".html")
         self.index_path = os.path.join(self.report_dir, "index.html")
-        self.capabilities: Dict[str, Dict[str, Any]] = {"advertised": {}, "observed": {}}
-        self.expectations = expectations if expectations is not None and expectations.applies_to(self.run) else None
+        self.capabilities: Dict[str, Any] = {"advertised": {}, "observed": {}, "disagree": []}
         self._records: List[Dict[str, Any]] = []
         self._encoded: List[str] = []
         self._index: Dict[str, int] = {}
         self._counts: Dict[str, int] = {}
+        self._skip_reasons: Dict[str, int] = {}
         self._lock = threading.RLock()
-        self._t0 = time.monotonic()
-        self._last_flush = 0.0
-        self._flush_cost = 0.0
+        self._first: Optional[float] = None    # monotonic start of the first case
         self._dirty = True
         self.complete = False
         self.closed = False
@@ -194,11 +187,10 @@ class RunReport:
 
     # -- building ---------------------------------------------------------------------------------------------
     def add(self, record: Dict[str, Any]) -> Dict[str, Any]:
-        """Add one result (a re-run of an id replaces the earlier record) and flush if one is due."""
+        """Add one result (a re-run of an id replaces the earlier record)."""
         record = normalize_record(dict(record))
-        if self.expectations is not None:
-            record = self.expectations.apply(record)
         enc = _encode(record)
+        now = time.monotonic()
         with self._lock:
             if self.closed:
                 raise RuntimeError("report %s is closed" % self.json_path)
@@ -208,20 +200,31 @@ class RunReport:
                 self._records.append(record)
                 self._encoded.append(enc)
             else:
-                old = self._records[i]["status"]
-                self._counts[old] -= 1
+                self._count(self._records[i], -1)
                 self._records[i] = record
                 self._encoded[i] = enc
-            self._counts[record["status"]] = self._counts.get(record["status"], 0) + 1
+            self._count(record, 1)
+            if self._first is None:
+                self._first = now - float(record.get("duration_s") or 0.0)
+            self.run["duration_s"] = round(now - self._first, 3)
             self._dirty = True
-        self.flush()
         return record
 
+    def _count(self, record: Dict[str, Any], n: int) -> None:
+        status = record["status"]
+        self._counts[status] = self._counts.get(status, 0) + n
+        if status == "skipped":
+            reason = record.get("reason") or ""
+            self._skip_reasons[reason] = self._skip_reasons.get(reason, 0) + n
+
     def set_capabilities(self, advertised: Dict[str, Any], observed: Dict[str, Any]) -> None:
+        """What the backend claims and what the run measured; ``disagree`` lists flags where both are known and
+        differ."""
+        adv, obs = dict(advertised or {}), dict(observed or {})
+        disagree = sorted(k for k in adv if obs.get(k) is not None and adv[k] is not None and adv[k] != obs[k])
         with self._lock:
-            self.capabilities = {"advertised": dict(advertised or {}), "observed": dict(observed or {})}
+            self.capabilities = {"advertised": adv, "observed": obs, "disagree": disagree}
             self._dirty = True
-        self.flush()
 
     def update_run(self, **fields: Any) -> None:
         """Add provenance found later (backend_version, driver, device_name, ...)."""
@@ -234,7 +237,8 @@ class RunReport:
         return self._records
 
     def summary(self) -> Dict[str, Any]:
-        return summarize(self._counts, self.complete)
+        why = max(self._skip_reasons, key=self._skip_reasons.get) if any(self._skip_reasons.values()) else ""
+        return summarize(self._counts, self.complete, why)
 
     def to_dict(self) -> Dict[str, Any]:
         with self._lock:
@@ -242,7 +246,7 @@ class RunReport:
                 "schema": SCHEMA_VERSION,
                 "complete": self.complete,
                 "run": dict(self.run),
-                "capabilities": {k: dict(v) for k, v in self.capabilities.items()},
+                "capabilities": {k: (dict(v) if isinstance(v, dict) else list(v)) for k, v in self.capabilities.items()},
                 "summary": self.summary(),
                 "results": list(self._records),
             }
@@ -260,25 +264,15 @@ class RunReport:
         return text[:-2] + ',\n "results": [\n' + ",\n".join(self._encoded) + "\n ]\n}\n"
 
     def flush(self, force: bool = False) -> bool:
-        """Rewrite the JSON file atomically; unless ``force``, at most every 0.5 s (longer if a write is slow).
+        """Rewrite the JSON file atomically if anything changed since the last write (always with ``force``).
 
         Returns True when the file was written.
         """
-        now = time.monotonic()
-        if not force:
-            if not self._dirty:
-                return False
-            if now - self._last_flush < max(self.MIN_INTERVAL_S, 20.0 * self._flush_cost):
-                return False
         with self._lock:
-            # the caller may have set a longer duration (e.g. since the session started): keep the larger
-            self.run["duration_s"] = max(float(self.run.get("duration_s") or 0.0), round(now - self._t0, 3))
-            text = self._serialize()
-            atomic_write(self.json_path, text)
+            if not (force or self._dirty):
+                return False
+            atomic_write(self.json_path, self._serialize())
             self._dirty = False
-            done = time.monotonic()
-            self._flush_cost = done - now
-            self._last_flush = done
         return True
 
     def close(self, complete: bool, interrupted: bool = False, render: bool = True) -> Dict[str, Any]:

@@ -1,12 +1,17 @@
-"""What a rank can say about the stack it runs on: versions, device name, the backend's advertised flags."""
+"""What a rank can say about the stack it runs on: versions, device name, the backend's advertised flags and, on
+an accelerator, the device features cases may need (streams, events)."""
 
 from __future__ import annotations
 
 import json
 import platform
 import socket
+import sys
 
 import torch
+import torch.distributed as dist
+
+from .. import devices
 
 
 def _cpu_name() -> str:
@@ -42,7 +47,11 @@ def _driver(device: torch.device) -> str | None:
             pass
         return f"CUDA runtime {torch.version.cuda}" if torch.version.cuda else None
     hip = getattr(torch.version, "hip", None)
-    return f"HIP {hip}" if hip else None
+    if hip:
+        return f"HIP {hip}"
+    # Other accelerators' torch builds say their runtime as torch.version.<device type> (xpu does).
+    runtime = getattr(torch.version, device.type, None)
+    return f"{device.type} runtime {runtime}" if isinstance(runtime, str) and device.type != "cpu" else None
 
 
 def _backend_version(backend: str) -> str | None:
@@ -54,8 +63,30 @@ def _backend_version(backend: str) -> str | None:
             return None
     if backend == "gloo":
         return f"gloo (bundled with torch {torch.__version__})"
-    module = __import__("sys").modules.get(backend)
-    return f"{backend} {getattr(module, '__version__', '')}".strip() if module else None
+    package = _registering_package(backend)
+    return f"{package} {_package_version(package)}".strip() if package else None
+
+
+def _registering_package(backend: str) -> str | None:
+    """The top-level package of a plugin backend's creator (Backend.register_backend keeps it), e.g.
+    habana_frameworks for hccl; else a module named like the backend."""
+    plugin = getattr(dist.Backend, "_plugins", {}).get(backend.upper())
+    module = getattr(plugin[0], "__module__", None) if plugin else None
+    if module:
+        return module.split(".")[0]
+    return backend if backend in sys.modules else None
+
+
+def _package_version(package: str) -> str:
+    version = getattr(sys.modules.get(package), "__version__", None)
+    if version:
+        return str(version)
+    try:   # the distribution that installs the package (its name may differ from the package's)
+        from importlib import metadata
+        dists = getattr(metadata, "packages_distributions", lambda: {})().get(package) or [package]
+        return metadata.version(dists[0])
+    except Exception:
+        return ""
 
 
 _FLAGS = ("supports_splitting", "supports_coalescing", "supports_shrinking", "supports_time_estimate")
@@ -71,6 +102,10 @@ def _advertised(group, device: torch.device) -> dict:
         value = getattr(backend, name, None)
         if value is not None and not callable(value):
             flags[name] = bool(value)
+    if device.type != "cpu":   # what the device can do beyond running ops (cases that need more skip)
+        features = devices.device_features(device.type)
+        for name in devices.FEATURES:
+            flags[f"device_{name}"] = name in features
     return flags
 
 

@@ -8,6 +8,7 @@ an ``init_process_group``, not an interpreter start.  It must never outlive its 
 from __future__ import annotations
 
 import ctypes
+import faulthandler
 import importlib
 import os
 import signal
@@ -24,7 +25,9 @@ import torch.distributed as dist
 from .. import execute
 from ..cases import catalog, specs
 from ..cases.spec import Env, RankContext
+from ..errors import describe_exception
 from ..outcomes import RankOutcome
+from ..versions import torch_version
 from . import provenance
 
 
@@ -39,6 +42,8 @@ class RankConfig:
     controller_pid: int = 0
     pg_timeout_s: float = 300.0
     env: dict = field(default_factory=dict)
+    log_path: str = ""          # this rank's stdout and stderr go here: a crash reason quotes its tail
+    stack_path: str = ""        # where a stack sample goes when the controller asks (SIGUSR1)
 
 
 def _die_with_controller(controller_pid: int) -> None:
@@ -54,11 +59,30 @@ def _die_with_controller(controller_pid: int) -> None:
             try:
                 os.kill(controller_pid, 0)
             except ProcessLookupError:
-                os._exit(1)
+                _kill_own_group()
             except PermissionError:
                 pass
 
     threading.Thread(target=watch, daemon=True, name="controller-watch").start()
+
+
+def _kill_own_group() -> None:
+    """The controller is gone: take down this rank and every helper process a backend started in its group."""
+    try:
+        os.killpg(0, signal.SIGKILL)
+    finally:
+        os._exit(1)
+
+
+def _capture_output(cfg: "RankConfig") -> None:
+    """Send this rank's stdout/stderr to its log and arm the stack sampler."""
+    if cfg.log_path:
+        fd = os.open(cfg.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+    if cfg.stack_path:
+        faulthandler.register(signal.SIGUSR1, file=open(cfg.stack_path, "a"), all_threads=True)
 
 
 def select_device(device: str, index_hint: int) -> torch.device:
@@ -91,15 +115,15 @@ def join_world(backend: str, device_name: str, rank: int, world_size: int, store
                             timeout=timedelta(seconds=timeout_s))
     group = dist.group.WORLD
     rt = RankContext(rank, world_size, device, backend, _world_model(group), store=store)
-    env = Env(device_name, world_size, tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]))
     info = provenance.collect(backend, device, group, rt.world_model)
-    return rt, catalog(env), info
+    return rt, catalog(Env(device_name, world_size, torch_version()), tuple(plugins)), info
 
 
 def main(conn, cfg: RankConfig) -> None:
     os.setsid()                                   # our own process group: the controller can kill all we start
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the controller's to handle; it kills us
     _die_with_controller(cfg.controller_pid)
+    _capture_output(cfg)
     os.environ.update(cfg.env)
     warnings.simplefilter("ignore")               # deprecation chatter belongs to torch, not to a result
     torch.set_num_threads(1)                      # world_size ranks share the cores; intra-op threads only contend
@@ -107,11 +131,11 @@ def main(conn, cfg: RankConfig) -> None:
         store = dist.FileStore(cfg.store_path, cfg.world_size)
         rt, cases, info = join_world(cfg.backend, cfg.device, cfg.rank, cfg.world_size, store, cfg.pg_timeout_s,
                                      cfg.rank, cfg.plugins)
-        families = specs()
+        families = specs(tuple(cfg.plugins))
     except BaseException as exc:
-        conn.send(("init_failed", execute.describe_exception(exc)))
+        conn.send(("init_failed", describe_exception(exc)))
         os._exit(3)
-    conn.send(("ready", info))
+    conn.send(("ready", info, threading.get_ident()))
 
     while True:
         try:

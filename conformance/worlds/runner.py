@@ -1,43 +1,46 @@
 """One pytest process's worlds: at most one alive at a time, replaced when a case leaves it unusable.
 
 Cases arrive grouped by world (collection order, and ``xdist_group`` under pytest-xdist), so keeping one world
-alive bounds memory to world_size processes while paying each world's start once.
+alive bounds memory to world_size processes while paying each world's start once.  What happens around each case
+(proofs, retries, the hang budget) is ``conformance.policy``'s.
 """
 
 from __future__ import annotations
 
 from typing import Callable, Optional
 
-from .. import outcomes
 from ..cases.spec import Case
 from ..outcomes import CaseResult
+from ..policy import Policy
+from ..status import TIMEOUT
 from .world import Settings, World, WorldKey, WorldStartError
 
 START_ATTEMPTS = 2
 
 
 class Runner:
-    def __init__(self, settings: Settings, announce: Optional[Callable[[WorldKey, float, dict], None]] = None):
+    def __init__(self, settings: Settings, announce: Optional[Callable[[WorldKey, float, dict], None]] = None,
+                 cannot_start: Optional[Callable[[WorldKey, str], None]] = None):
         self.settings = settings
         self.announce = announce or (lambda key, seconds, info: None)
+        self.cannot_start = cannot_start or (lambda key, reason: None)
+        self.policy = Policy(settings)
         self.current: Optional[World] = None
         self.broken: dict[WorldKey, str] = {}     # worlds that could not start: why
         self.infos: dict[WorldKey, dict] = {}     # provenance each world reported when it started
         self.starts = 0
 
     def run(self, key: WorldKey, case: Case) -> CaseResult:
-        if key in self.broken:
-            return CaseResult(outcomes.BLOCKED, self.broken[key])
-        world = self._world(key)
-        if world is None:
-            return CaseResult(outcomes.BLOCKED, self.broken[key])
-        result = world.run(case, self.settings.timeout_s)
-        if not world.alive:
-            self.current = None   # killed by the case: the next case gets a fresh world
-        return result
+        return self.policy.run(self, key, case)
 
-    def _world(self, key: WorldKey) -> Optional[World]:
-        if self.current is not None and self.current.key == key and self.current.alive:
+    # -- the policy's view: worlds by key ----------------------------------------------------------------------------
+    def blocked_reason(self, key: WorldKey) -> str:
+        return self.broken[key]
+
+    def world(self, key: WorldKey, fresh: bool = False) -> Optional[World]:
+        if key in self.broken:
+            return None
+        if not fresh and self.current is not None and self.current.key == key and self.current.alive:
             return self.current
         self.close()
         last = None
@@ -47,7 +50,7 @@ class Runner:
                 seconds = world.start()
             except WorldStartError as exc:
                 last = exc
-                if exc.status == outcomes.TIMEOUT:
+                if exc.status == TIMEOUT:
                     break         # a start that hung will hang again: do not pay for it twice
                 continue
             self.starts += 1
@@ -56,6 +59,7 @@ class Runner:
             self.announce(key, seconds, world.info)
             return world
         self.broken[key] = f"world {key.label} could not start ({last.status}): {last.reason}"
+        self.cannot_start(key, self.broken[key])
         return None
 
     def close(self) -> None:

@@ -1,9 +1,12 @@
 """The controller's side of one world: start its ranks, hand them cases, turn whatever happens into a result.
 
 A world is one process per rank for one (backend, device, world size).  It is started once and reused for every
-case until something makes it unusable: a case that outlives its timeout, a rank that dies, an asymmetric raise,
-or a failed probe after a case that raised.  Then it is killed (the whole process group of every rank) and the
-``Runner`` starts a fresh one for the next case.
+case until something makes it unusable: a case that outlives its watchdog, a rank that dies, an asymmetric raise,
+or a failed proof of cleanliness (``conformance.policy``).  Then it is killed (the whole process group of every
+rank, helpers the backend started included) and the ``Runner`` starts a fresh one for the next case.
+
+Ranks are not daemonic, so a backend may start processes of its own; nothing outlives the run anyway: the world
+kills rank groups, and the controller's reaper (``reaper.py``) kills them if the controller itself is killed.
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ import time
 from dataclasses import dataclass, field
 
 from .. import devices, outcomes
-from ..outcomes import CaseResult, RankOutcome
+from ..outcomes import RAISED, CaseResult, RankOutcome
+from ..status import CRASHED, ERROR, TIMEOUT
 from . import rank as rank_module
+from . import stacks
+from .reaper import REAPER
 
 # Ranks fork from a server that imported torch once; spawn (a fresh interpreter per rank) is the fallback for
 # stacks whose import is not fork-safe.
@@ -76,15 +82,25 @@ class WorldStartError(Exception):
 
 
 class World:
+    replaceable = True
+
     def __init__(self, key: WorldKey, settings: Settings):
         self.key, self.settings = key, settings
         self.procs: list = []
         self.conns: list = []
         self.info: dict = {}
+        self.threads: list = []       # each rank's main thread id, to find it in a stack dump
         self.seq = 0
+        self.cases_run = 0
         self.alive = False
-        self.probe_id = None      # a small case that passed here: re-run to check the world is still usable
         self._tmp = None
+
+    @property
+    def world_model(self) -> str:
+        return self.info.get("capabilities", {}).get("world_model", "real")
+
+    def _path(self, r: int, what: str) -> str:
+        return os.path.join(self._tmp, f"rank{r}.{what}")
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def start(self) -> float:
@@ -97,11 +113,12 @@ class World:
             cfg = rank_module.RankConfig(
                 self.key.backend, self.key.device, r, self.key.world_size, store_path,
                 plugins=devices.plugin_modules_for(self.key.backend, list(self.settings.plugins)),
-                controller_pid=os.getpid(),
-                pg_timeout_s=self.settings.pg_timeout_s, env=dict(self.settings.env))
+                controller_pid=os.getpid(), pg_timeout_s=self.settings.pg_timeout_s, env=dict(self.settings.env),
+                log_path=self._path(r, "log"), stack_path=self._path(r, "stack"))
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=rank_module.main, args=(child, cfg), daemon=True, name=f"rank{r}")
+            proc = ctx.Process(target=rank_module.main, args=(child, cfg), daemon=False, name=f"rank{r}")
             proc.start()
+            REAPER.watch(proc.pid)           # the rank leads a process group of its own pid
             child.close()
             self.procs.append(proc)
             self.conns.append(parent)
@@ -111,15 +128,14 @@ class World:
         if problem is None:
             failed = {r: m[1] for r, m in replies.items() if m[0] == "init_failed"}
             if failed:
-                problem = (outcomes.ERROR, "backend init failed: "
-                           + outcomes.join_reasons(failed, self.key.world_size))
+                problem = (ERROR, "backend init failed: " + outcomes.join_reasons(failed, self.key.world_size))
         if problem is not None:
+            if problem[0] == TIMEOUT:
+                problem = (TIMEOUT, f"world start: {problem[1]}{self._stuck(sorted(set(range(len(self.procs))) - set(replies)))}")
             self.kill()
-            status, reason = problem
-            if status == outcomes.TIMEOUT:
-                reason = f"world start: {reason}"
-            raise WorldStartError(status, reason)
+            raise WorldStartError(*problem)
         self.info = replies[0][1]
+        self.threads = [replies[r][2] for r in range(len(self.procs))]
         return time.monotonic() - t0
 
     def kill(self) -> None:
@@ -135,6 +151,8 @@ class World:
                     pass
         for proc in self.procs:
             proc.join(timeout=5)
+            if proc.pid is not None:
+                REAPER.forget(proc.pid)
         for conn in self.conns:
             conn.close()
         self.procs, self.conns = [], []
@@ -143,7 +161,7 @@ class World:
             self._tmp = None
 
     def close(self) -> None:
-        """Ask the ranks to leave, then make sure they did."""
+        """Ask the ranks to leave, then make sure they (and what they started) did."""
         for conn in self.conns:
             try:
                 conn.send(("exit",))
@@ -155,56 +173,42 @@ class World:
         self.kill()
 
     # -- running ----------------------------------------------------------------------------------------------
-    def run(self, case, timeout_s: float) -> CaseResult:
-        """Run one case on every rank; a case that raised (or asked for it) is followed by a probe."""
-        if case.real_world_only and self.info.get("capabilities", {}).get("world_model", "real") != "real":
-            return CaseResult(outcomes.SKIPPED, case.real_world_only)
-        result, ranked = self._run_once(case.id, min(timeout_s, case.timeout_s or timeout_s))
-        if not self.alive:
-            return result
-        if result.status == outcomes.PASSED and case.shape != "large" and not case.fresh_world:
-            self.probe_id = case.id
-        elif case.fresh_world or any(o.status == "raised" for o in ranked.values()):
-            self._probe_after(result)
-        return result
-
-    def _run_once(self, case_id: str, timeout_s: float):
+    def run_once(self, case, timeout_s: float) -> CaseResult:
+        """Run one case on every rank.  A timeout, a dead rank or an asymmetric raise kills the world."""
         t0 = time.monotonic()
         self.seq += 1
+        self.cases_run += 1
         seq = self.seq
-        self._send_all(("case", seq, case_id))
+        self._send_all(("case", seq, case.id))
         replies, problem = self._collect(lambda msg: msg[0] == "outcome" and msg[1] == seq,
-                                         timeout_s, grace_on=lambda msg: msg[2]["status"] == "raised")
+                                         timeout_s, grace_on=lambda msg: msg[2]["status"] == RAISED)
         elapsed = time.monotonic() - t0
-        if problem is not None:
-            self.kill()
-            status, reason = problem
-            done = {r: RankOutcome(**m[2]) for r, m in replies.items()}
-            if status == outcomes.ERROR and done:   # asymmetric: some raised, the others kept waiting
-                raised = {r: o.reason for r, o in done.items() if o.status == "raised"}
-                reason = f"asymmetric: {reason}; " + outcomes.join_reasons(raised, self.key.world_size)
-            result = outcomes.world_failure(status, reason, elapsed)
-            result.ranks = {str(r): o.reason for r, o in done.items() if o.reason}
-            return result, done
-        ranked = {r: RankOutcome(**m[2]) for r, m in replies.items()}
-        result = outcomes.merge(ranked, self.key.world_size)
-        result.duration_s = elapsed
-        return result, ranked
-
-    def _probe_after(self, result: CaseResult) -> None:
-        """Is the world still usable?  Re-run the last small case that passed in it: an operation known to work
-        here (a fixed probe op could be the very thing a backend lacks).  If it no longer passes, the case just
-        run is to blame and the world is retired.  Before any case passed there is nothing to compare with."""
-        if self.probe_id is None:
-            return
-        probe, _ = self._run_once(self.probe_id, self.settings.probe_timeout_s)
-        if probe.status == outcomes.PASSED:
-            return
+        if problem is None:
+            result = outcomes.merge({r: RankOutcome(**m[2]) for r, m in replies.items()}, self.key.world_size)
+            result.duration_s = elapsed
+            return result
+        status, reason = problem
+        done = {r: RankOutcome(**m[2]) for r, m in replies.items()}
+        if status == TIMEOUT:
+            reason += self._stuck(sorted(set(range(len(self.procs))) - set(done)))
+        elif status == ERROR and done:   # asymmetric: some raised, the others kept waiting
+            raised = {r: o.reason for r, o in done.items() if o.status == RAISED}
+            reason = f"asymmetric: {reason}; " + outcomes.join_reasons(raised, self.key.world_size)
         self.kill()
-        if result.status in (outcomes.UNSUPPORTED, outcomes.PASSED):
-            result.status = outcomes.ERROR
-        result.reason = ((result.reason + "; " if result.reason else "")
-                         + f"left the world unusable (re-running {self.probe_id}: {probe.status}: {probe.reason})")
+        result = CaseResult(status, reason, duration_s=elapsed)
+        result.ranks = {str(r): o.reason for r, o in done.items() if o.reason}
+        return result
+
+    def _stuck(self, ranks: list[int]) -> str:
+        """"; rank r stuck in ..." for each still-running rank, from a stack sample."""
+        live = [r for r in ranks if self.procs[r].is_alive()]
+        dumps = stacks.request([self.procs[r].pid for r in live], [self._path(r, "stack") for r in live])
+        said = {}
+        for r, dump in zip(live, dumps):
+            where = stacks.where(dump, self.threads[r] if r < len(self.threads) else None)
+            if where:
+                said[r] = f"stuck {where}"
+        return ("; " + outcomes.join_reasons(said, self.key.world_size)) if said else ""
 
     def _send_all(self, msg) -> None:
         for conn in self.conns:
@@ -230,9 +234,9 @@ class World:
             if not ready:
                 late = sorted(pending)
                 if grace_deadline is not None and time.monotonic() < deadline:
-                    return replies, (outcomes.ERROR, f"ranks {late} did not return within "
-                                                     f"{self.settings.asym_grace_s:g} s of a raise elsewhere")
-                return replies, (outcomes.TIMEOUT, f"ranks {late} still running after the {budget_s:g} s limit")
+                    return replies, (ERROR, f"ranks {late} did not return within "
+                                            f"{self.settings.asym_grace_s:g} s of a raise elsewhere")
+                return replies, (TIMEOUT, f"ranks {late} still running after the {budget_s:g} s limit")
             for obj in ready:
                 r = waitables[obj]
                 if r not in pending:
@@ -255,5 +259,12 @@ class World:
         proc = self.procs[r]
         proc.join(timeout=1.0)
         code = proc.exitcode
-        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
-        return (outcomes.CRASHED, f"rank {r} died ({how})")
+        if code is not None and code < 0:
+            try:
+                how = f"killed by signal {-code} ({signal.Signals(-code).name})"
+            except ValueError:
+                how = f"killed by signal {-code}"
+        else:
+            how = f"exited with code {code}"
+        said = stacks.tail(self._path(r, "log"))
+        return (CRASHED, f"rank {r} died ({how})" + (f"; its output ends: {said}" if said else ""))
