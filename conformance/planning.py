@@ -11,6 +11,7 @@ the same two.
 
 from __future__ import annotations
 
+import glob
 import importlib
 import os
 from dataclasses import dataclass, field
@@ -131,9 +132,27 @@ class Plan:
             return None
         from .report.expectations import Expectations, combine
         try:
-            return combine([Expectations.load(f) for f in self.expect_files])
+            return combine([Expectations.load(f) for f in _expectation_files(self.expect_files)])
         except (OSError, ValueError) as exc:
             raise UsageError(f"--expect: {exc}") from None
+
+
+BASELINES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "baselines")
+
+
+def _expectation_files(paths: list[str]) -> list[str]:
+    """--expect paths with every directory replaced by the .toml files in it (each file's own filters say which
+    runs it applies to, so a directory of baselines for several torch releases and backends can be given whole)."""
+    out = []
+    for path in paths:
+        if os.path.isdir(path):
+            found = sorted(glob.glob(os.path.join(path, "*.toml")))
+            if not found:
+                raise UsageError(f"--expect {path}: no .toml files in this directory")
+            out.extend(found)
+        else:
+            out.append(path)
+    return out
 
 
 def _import_plugins(modules: list[str]) -> None:
@@ -229,6 +248,8 @@ def build(config) -> Plan:
                         plugins=tuple(plugins))
     plan = Plan(keys, settings, config.getoption("c10d_report_dir"), notes=notes)
     plan.expect_files = list(config.getoption("c10d_expect") or [])
+    if config.getoption("c10d_baseline"):
+        plan.expect_files.append(BASELINES)
     plan.load_expectations()                 # a bad file is a usage error before anything starts
     if spmd is not None:
         plan.spmd, plan.spmd_rank = True, spmd[0]

@@ -39,7 +39,11 @@ def pytest_addoption(parser):
     group.addoption("--report-dir", dest="c10d_report_dir", default="reports", metavar="DIR",
                     help="where the JSON and HTML reports go (default: reports/)")
     group.addoption("--expect", dest="c10d_expect", action="append", default=[], metavar="FILE",
-                    help="expectations file (TOML): known statuses become xfailed/xpassed (repeatable)")
+                    help="expectations file (TOML), or a directory of them: known statuses become "
+                         "xfailed/xpassed (repeatable)")
+    group.addoption("--baseline", dest="c10d_baseline", action="store_true", default=False,
+                    help="apply the measured baselines shipped with the suite (conformance/baselines: gloo on cpu "
+                         "per torch release), so the exit code reports regressions only (what tox envs use)")
     group.addoption("--start-method", dest="c10d_start_method", default="forkserver",
                     choices=["forkserver", "spawn"],
                     help="how rank processes start: fork from a server that imported torch once (default), "

@@ -31,13 +31,6 @@ def sends(case: Case, i: int, j: int) -> int:
     return common.chunk_shape(case)[0]
 
 
-def _rows_from_first(x: torch.Tensor, rows: int):
-    """x's rows from the first, repeated to make ``rows`` (None when x has none to give)."""
-    if x.shape[0] == 0:
-        return None if rows else x[:0].clone()
-    return x[torch.arange(rows, device=x.device) % x.shape[0]].clone()
-
-
 class AllToAll(Spec):
     def __init__(self, name: str, single: bool):
         self.name, self.single = name, single
@@ -85,7 +78,7 @@ class AllToAll(Spec):
             flat = common.movement_flat(case, sum(rows_in) * math.prod(piece[1:]), me)
         x = common.shaped(flat, (sum(rows_in),) + piece[1:], case, rt)
         if rt.echoes and not even:   # torch's fake fills every output split with the input's rows from the first
-            expected = [_rows_from_first(x, r) for r in rows_out]
+            expected = [common.rows_from_first(x, r) for r in rows_out]
         unlike = None if case.variant == "indivisible" else expected
         out = common.stale(case, rt, (sum(rows_out),) + piece[1:], unlike=unlike)
         slots, at = [], 0

@@ -5,6 +5,7 @@ flat values, stale output buffers, and the clock-free entry check of barrier-lik
 from __future__ import annotations
 
 import math
+from typing import Optional
 import time
 
 import torch
@@ -184,3 +185,11 @@ def reduced_piece(case: Case, rt: RankContext, n: int, shapes: list[tuple[int, .
     path."""
     reduced = expected_reduction_flat(case, rt, n)
     return None if reduced is None else shaped(pieces(reduced, shapes)[k], shapes[k], case, rt)
+
+
+def rows_from_first(x: torch.Tensor, rows: int) -> Optional[torch.Tensor]:
+    """x's rows from the first, repeated to make ``rows``: what torch's fake writes into each all_to_all_single
+    output split when split sizes are given (None when x has no rows to give)."""
+    if x.shape[0] == 0:
+        return None if rows else x[:0].clone()
+    return x[torch.arange(rows, device=x.device) % x.shape[0]].clone()
