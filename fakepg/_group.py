@@ -58,6 +58,7 @@ from . import _compat
 from ._checks import valid_rank
 from ._compat import reduce_op_parts
 from ._faults import build_plan
+from ._identity import NamedProcessGroup
 from ._options import Options
 from ._route import collective
 from ._semantics import copy_all, copy_prefix, fit_each, reduce_uniform, repeat_rows, replicate, take_chunk
@@ -74,7 +75,7 @@ def _single_or_coalesced(name):
     return lambda outputs, inputs, opts=None: f"{name}_coalesced" if len(inputs) > 1 else name
 
 
-class FakeProcessGroup(dist.ProcessGroup):
+class FakeProcessGroup(NamedProcessGroup):
     """One simulated rank. Created by ``dist.init_process_group("fakepg", ...)`` or ``dist.new_group(...)``;
     direct construction is refused (torch must register the group, name it and map its ranks, or dist.* cannot
     find it)."""
@@ -138,18 +139,6 @@ class FakeProcessGroup(dist.ProcessGroup):
 
     def getSize(self):
         return self._ws
-
-    def getGroupName(self):
-        return self._group_name
-
-    def setGroupName(self, name):
-        self._group_name = name
-
-    def getGroupDesc(self):
-        return self._group_desc
-
-    def setGroupDesc(self, desc):
-        self._group_desc = desc
 
     def abort(self):
         self._aborted = self._refusing = True

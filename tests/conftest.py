@@ -9,6 +9,8 @@ import torch.distributed as dist
 
 import fakepg
 
+pytest_plugins = ["pytester"]     # in-process runs of the suite (usage errors)
+
 
 def _fakepg_registry():
     """What registering fakepg touches in torch's backend registry (torch may register its own "fake" lazily)."""

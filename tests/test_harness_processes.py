@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from _suite import REPO, alive, descendants, read_reports, run_suite, statuses, suite_cmd, suite_env, wait_for
+from _suite import PLUGINS, REPO, alive, descendants, read_reports, run_suite, statuses, suite_cmd, suite_env, wait_for
 
 # all_reduce passes, then the broadcast hangs: the run is interrupted while a world is busy in a collective.
 SELECT = "ws2-all_reduce-default-float32-SUM-small or ws2-broadcast-root0-float32-small-sync"
@@ -91,20 +91,27 @@ def test_two_concurrent_runs_with_xdist_do_not_collide(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--backend", "nosuchbackend"], "unknown backend"),
+    (["--backend", "mpi"], "backend mpi is not available in this torch build; --absent skip leaves it out"),
     (["--device", "nosuchdevice"], "not present here"),
     (["--world-size", "0"], "at least 1"),
     (["--world-size", "two"], "comma-separated integers"),
     (["--plugin", "raises_on_import"], "--plugin raises_on_import: import failed: ImportError"),
     (["--plugin", "no_such_module_xyz"], "--plugin no_such_module_xyz: import failed: ModuleNotFoundError"),
     (["--timeout", "-1"], "must be positive"),
+    (["--expect", "tests"], "--expect tests: no .toml files in this directory"),
 ])
-def test_bad_input_is_one_line_usage_error(tmp_path, args, message):
-    proc, _ = run_suite(tmp_path, *args)
-    assert proc.returncode == 4, proc.stdout[-2000:] + proc.stderr[-2000:]
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR:")]
-    assert len(errors) == 1 and message in errors[0], proc.stderr
-    assert "Traceback" not in proc.stderr + proc.stdout
-    assert not os.listdir(tmp_path)           # nothing started, nothing written
+def test_bad_input_is_one_line_usage_error(pytester, monkeypatch, tmp_path, args, message):
+    # In process: a usage error is raised while pytest configures, before any world, fork server or file.
+    monkeypatch.syspath_prepend(PLUGINS)
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "reports"
+    result = pytester.runpytest_inprocess(os.path.join(REPO, "conformance"), "-p", "no:cacheprovider",
+                                          "--report-dir", str(out), *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.outlines[-20:] + result.errlines[-20:]
+    errors = [line for line in result.errlines if line.startswith("ERROR:")]
+    assert len(errors) == 1 and message in errors[0], result.errlines
+    assert "Traceback" not in "\n".join(result.errlines + result.outlines)
+    assert not out.exists()                   # nothing started, nothing written
 
 
 def test_absent_device_can_end_a_run_cleanly(tmp_path):

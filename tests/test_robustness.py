@@ -10,7 +10,6 @@ import subprocess
 import threading
 import time
 
-import pytest
 
 from _suite import REPO, alive, descendants, read_reports, run_suite, statuses, suite_cmd, suite_env, wait_for
 from conformance.report.schema import validate

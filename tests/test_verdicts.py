@@ -1,26 +1,16 @@
 """Verdicts on first contact (issue 10): a run where nothing ran is not conformant, a backend that is not here is
-a usage error, the Python environment is never the backend's fault, and the capability table is filled in.
+a usage error (test_harness_processes), the Python environment is never the backend's fault, and the capability table is filled in.
 
 Each test runs the suite as a user would (a pytest subprocess) and reads what it printed and wrote.
 """
 
 from __future__ import annotations
 
-import glob
 import os
 
 from _suite import REPO, run_suite, statuses, suite_env
 
 NO_NUMPY = os.path.join(REPO, "tests", "data", "no_numpy")
-
-
-def test_a_backend_this_torch_lacks_is_a_one_line_usage_error(tmp_path):
-    proc, reports = run_suite(tmp_path, "--backend", "mpi", "--world-size", "2")
-    assert proc.returncode == 4, proc.stdout[-2000:] + proc.stderr[-2000:]
-    err = [line for line in proc.stderr.splitlines() if "mpi" in line]
-    assert len(err) == 1 and "not available in this torch build" in err[0] and "--absent skip" in err[0], proc.stderr
-    assert "Traceback" not in proc.stderr and "CONFORMANT" not in proc.stdout
-    assert reports == {} and not glob.glob(os.path.join(str(tmp_path), "*.json"))
 
 
 def test_an_absent_backend_the_user_opted_out_of_ends_cleanly_and_says_so(tmp_path):

@@ -34,6 +34,8 @@ from torch._C._distributed_c10d import (  # torch.distributed re-exports only so
 )
 from torch.futures import Future, collect_all
 
+from .._identity import NamedProcessGroup
+
 BACKEND = "hoststaged"
 
 
@@ -153,7 +155,7 @@ class StagedWork(dist._Work):
     source_rank = _source_rank
 
 
-class HostStagedProcessGroup(dist.ProcessGroup):
+class HostStagedProcessGroup(NamedProcessGroup):
     def __init__(self, gloo, rank: int, size: int, group_name: str = ""):
         super().__init__(rank, size)
         self._gloo = gloo
@@ -174,18 +176,6 @@ class HostStagedProcessGroup(dist.ProcessGroup):
 
     def getSize(self):
         return self._size
-
-    def getGroupName(self):
-        return self._group_name
-
-    def setGroupName(self, name):
-        self._group_name = name
-
-    def getGroupDesc(self):
-        return self._group_desc
-
-    def setGroupDesc(self, desc):
-        self._group_desc = desc
 
     def __repr__(self):
         return f"HostStagedProcessGroup(rank={self._rank}, size={self._size}, over {type(self._gloo).__name__})"

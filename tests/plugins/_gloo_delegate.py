@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch.distributed as dist
 
+from fakepg._identity import NamedProcessGroup
+
 # ProcessGroup method (what dist.* and the C++ trampoline call, both torch <= 2.12 and 2.13+ names) -> the gloo
 # Backend method doing it (gloo has only the old names in 2.13).  All take the same positional arguments.
 FORWARDED = {
@@ -26,7 +28,7 @@ FORWARDED = {
 }
 
 
-class GlooDelegate(dist.ProcessGroup):
+class GlooDelegate(NamedProcessGroup):
     backend_name = "glooproxy"      # set by register()
 
     def __init__(self, store, rank: int, size: int, timeout, group_name: str = ""):
@@ -50,18 +52,6 @@ class GlooDelegate(dist.ProcessGroup):
     # --- identity (trampolined: C++ reaches these too) -----------------------------------------
     def getBackendName(self):
         return self.backend_name
-
-    def getGroupName(self):
-        return self._group_name
-
-    def setGroupName(self, name):
-        self._group_name = name
-
-    def getGroupDesc(self):
-        return self._group_desc
-
-    def setGroupDesc(self, desc):
-        self._group_desc = desc
 
     def abort(self):
         self._gloo.abort()

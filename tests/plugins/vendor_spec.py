@@ -3,7 +3,6 @@
 ``vendor.all_reduce_twice``: two SUM all_reduces in a row on the same tensor; every rank ends with world_size
 times the sum of the ranks' values.  Written only against the public helpers, so it runs in every world model.
 """
-import torch
 import torch.distributed as dist
 
 from conformance.cases import Prepared, Spec, axes, common
