@@ -110,16 +110,24 @@ def test_all_reduce_premul_sum_int_is_rejected(world):
 
 
 @pytest.mark.parametrize("sem", SEMS)
-def test_all_reduce_op_copy_ignores_it_uniform_validates_it(world, sem):
+def test_all_reduce_op_copy_does_not_apply_it_and_both_refuse_undefined_ones(world, sem):
     world(sem)
     t = torch.tensor([2.0, 3.0])
     dist.all_reduce(t, op=R.PRODUCT)
     assert t.tolist() == ([2.0, 3.0] if sem == "copy" else [16.0, 81.0])
-    if sem == "copy":  # as torch's fake: the op is never looked at
-        dist.all_reduce(torch.ones(2), op=R.BAND)
-    else:  # as gloo and NCCL
-        with pytest.raises(TypeError, match="Cannot use ReduceOp.BAND"):
-            dist.all_reduce(torch.ones(2), op=R.BAND)
+    # An op the dtype does not define is refused in both semantics (as gloo does), before anything is written.
+    for t, op in ((torch.ones(2), R.BAND), (torch.ones(2, dtype=torch.int32), R.BXOR)):
+        if t.is_floating_point():
+            before = t.clone()
+            with pytest.raises(TypeError, match="Cannot use ReduceOp.BAND with dtype torch.float32"):
+                dist.all_reduce(t, op=op)
+            assert torch.equal(t, before)
+        else:
+            dist.all_reduce(t, op=op)   # bitwise ops on integers are defined
+    with pytest.raises(TypeError, match="Cannot use ReduceOp.PREMUL_SUM with dtype torch.int64"):
+        dist.all_reduce(torch.ones(2, dtype=torch.int64), op=dist._make_nccl_premul_sum(2.0))
+    with pytest.raises(TypeError, match="Cannot use ReduceOp.AVG with dtype torch.bool"):
+        dist.all_reduce(torch.ones(2, dtype=torch.bool), op=R.AVG)
 
 
 @pytest.mark.parametrize("sem", SEMS)
@@ -418,5 +426,5 @@ def test_reduce_complex_uniform(world):
     dist.reduce(t, dst=RANK)  # reduce does not view_as_real: the backend sees complex
     assert t.tolist() == [4 + 4j]
     t = torch.tensor([1 + 1j])
-    dist.reduce(t, dst=RANK, op=R.PRODUCT)
-    assert t.tolist() == [(1 + 1j) ** 4]
+    with pytest.raises(TypeError, match="Cannot use ReduceOp.PRODUCT with dtype torch.complex64"):
+        dist.reduce(t, dst=RANK, op=R.PRODUCT)   # torch refuses it for all_reduce; gloo refuses complex products
