@@ -48,6 +48,11 @@ def test_world_that_cannot_start_blocks_its_cases_with_the_reason(tmp_path):
     assert all("initfails: cannot open the device" in r["reason"] for r in doc["results"])
     assert doc["complete"] is True and doc["summary"]["conformant"] is False
     assert proc.returncode == 1
+    # the reason is said where a user looks: the terminal, the report's run record and a banner on the page
+    assert "world cpu-initfails-ws2 could not start (error)" in proc.stdout and "cannot open the device" in proc.stdout
+    assert "initfails: cannot open the device" in doc["run"]["start_error"]
+    page = (tmp_path / "cpu-initfails-ws2.html").read_text()
+    assert "start-error-banner" in page and "initfails: cannot open the device" in page
 
 
 def test_world_whose_init_hangs_times_out_once_then_blocks(tmp_path):
