@@ -89,7 +89,7 @@ class StagedWork(dist._Work):
                 for f in gloo_done.value() if gloo_done is not None else ():
                     f.value()                     # re-raises gloo's error: then nothing is copied back
                 for dev, host in self._copies:
-                    dev.copy_(host)
+                    dev.detach().copy_(host)      # beneath autograd, as a C++ backend writes
             except Exception as exc:
                 self._error = exc
                 self._fut.set_exception(exc)
@@ -199,7 +199,8 @@ class HostStagedProcessGroup(NamedProcessGroup):
         def stage(x):
             if isinstance(x, torch.Tensor):
                 if id(x) not in host:   # one host copy per device tensor, however often it appears
-                    host[id(x)] = x if x.device.type == "cpu" else x.cpu()
+                    # bytes, not autograd history: gloo must not record its writes into a graph
+                    host[id(x)] = x.detach() if x.device.type == "cpu" else x.detach().cpu()
                 return host[id(x)]
             if isinstance(x, (list, tuple)):
                 return [stage(e) for e in x]
@@ -207,7 +208,7 @@ class HostStagedProcessGroup(NamedProcessGroup):
 
         staged = [stage(a) for a in args]
         work = self._gloo_fn(*names)(*staged)
-        copies = [(t, host[id(t)]) for t in _flat(outputs) if host[id(t)] is not t]
+        copies = [(t, host[id(t)]) for t in _flat(outputs) if t.device.type != "cpu"]   # cpu ones: written in place
         return StagedWork([work], copies, outputs)
 
     def _track(self, work):
