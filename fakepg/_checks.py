@@ -7,8 +7,6 @@ a call a real backend would reject is rejected, never guessed.
 
 from __future__ import annotations
 
-from operator import attrgetter
-
 import torch
 from torch.distributed import ReduceOp
 
@@ -17,7 +15,8 @@ from ._compat import reduce_op_parts
 _BITWISE = (ReduceOp.BAND, ReduceOp.BOR, ReduceOp.BXOR)
 _NOT_FOR_BOOL = (ReduceOp.AVG, ReduceOp.PREMUL_SUM)
 _FOR_COMPLEX = (ReduceOp.SUM, ReduceOp.AVG, ReduceOp.PREMUL_SUM)
-_meta = attrgetter("shape", "dtype")
+_SUM = ReduceOp.SUM
+
 
 class InvalidArgument(ValueError, RuntimeError):
     """A call a real backend would reject. Both a ValueError and a RuntimeError, so code written against either
@@ -38,11 +37,15 @@ def _size(fn, t, ref, i=0):
         _bad(fn, f"invalid tensor size at index {i} (expected {tuple(ref.shape)}, got {tuple(t.shape)})")
 
 
-def _like(fn, tensors, ref, rows_may_differ=False):
-    """Every tensor has ref's dtype and shape (or, rows_may_differ, its shape but for dim 0: uneven pieces)."""
+def _like(fn, tensors, ref, rows_may_differ=False) -> bool:
+    """Every tensor has ref's dtype and shape (or, rows_may_differ, its shape but for dim 0: uneven pieces).
+    True when every one has exactly ref's dtype and shape: the common case, found in one pass."""
     dtype, shape = ref.dtype, ref.shape
-    if list(map(_meta, tensors)).count((shape, dtype)) == len(tensors):
-        return  # the common case, in one pass without a Python loop
+    for t in tensors:
+        if t.dtype is not dtype or t.shape != shape:
+            break
+    else:
+        return True
     for i, t in enumerate(tensors):
         if t.dtype != dtype:
             _type(fn, t, ref, i)
@@ -52,6 +55,7 @@ def _like(fn, tensors, ref, rows_may_differ=False):
             if t.dim() != ref.dim() or t.shape[1:] != shape[1:]:
                 _bad(fn, f"invalid tensor size at index {i} (expected (*, {', '.join(map(str, shape[1:]))}), "
                          f"got {tuple(t.shape)})")
+    return False
 
 
 def _op(fn, pg, opts, t):
@@ -60,7 +64,7 @@ def _op(fn, pg, opts, t):
     bool, and orderings or products on complex types. torch's fake never looks at the op; a simulated rank that
     computed garbage where every real backend refuses would hide the caller's bug."""
     op = opts.reduceOp
-    if op == ReduceOp.SUM:  # the common case, cheaply
+    if op == _SUM:  # the common case, cheaply
         return
     op = reduce_op_parts(op)[0]
     if not _defined(op, t.dtype):
@@ -107,8 +111,10 @@ def _rooted(fn, pg, root, tensors, tensors_are, lists, what):
     """gather/scatter: a valid root, one tensor of this rank's own, and on the root one list of ws tensors like it
     (gather's outputs, scatter's inputs); the others pass none."""
     ws = pg._ws
-    _root(fn, root, ws)
-    _single(fn, tensors_are, tensors)
+    if not 0 <= root < ws:
+        _root(fn, root, ws)
+    if len(tensors) != 1:
+        _single(fn, tensors_are, tensors)
     ref = tensors[0]
     if root != pg._rank:
         if lists:
@@ -119,7 +125,7 @@ def _rooted(fn, pg, root, tensors, tensors_are, lists, what):
     if len(lists[0]) != ws:
         _bad(fn, f"Incorrect {what} list size {len(lists[0])}. {what.capitalize()} list size should be {ws}, same as "
                  "size of the process group.")
-    _like(fn, lists[0], ref)
+    return _like(fn, lists[0], ref)
 
 
 def _splits(fn, splits, shape, ws):
@@ -134,6 +140,9 @@ def _splits(fn, splits, shape, ws):
 
 
 # --- one check per collective method (pg is the calling FakeProcessGroup) ----------------------------------
+# A check returns True where it found the call "even" (the method's simplest case: every tensor of one shape and
+# dtype, no split sizes); the route hands that to a method that declares ``even``. The common case is tested first,
+# in as few steps as possible: these run on every call.
 
 def allreduce(pg, tensors, opts):
     if not tensors:
@@ -142,35 +151,45 @@ def allreduce(pg, tensors, opts):
 
 
 def allreduce_coalesced(pg, tensors, opts):
-    for i, t in enumerate(tensors):
-        _type("allreduce_coalesced", t, tensors[0], i)
     if tensors:
+        dtype = tensors[0].dtype
+        for i, t in enumerate(tensors):
+            if t.dtype is not dtype:
+                _type("allreduce_coalesced", t, tensors[0], i)
         _op("allreduce_coalesced", pg, opts, tensors[0])
 
 
 def reduce(pg, tensors, opts):
-    _single("reduce", "input", tensors)
-    _root("reduce", opts.rootRank, pg._ws)
+    if len(tensors) != 1:
+        _single("reduce", "input", tensors)
+    root = opts.rootRank
+    if not 0 <= root < pg._ws:
+        _root("reduce", root, pg._ws)
     _op("reduce", pg, opts, tensors[0])
 
 
 def broadcast(pg, tensors, opts):
-    _nonempty("broadcast", tensors)
-    _root("broadcast", opts.rootRank, pg._ws)
+    if not tensors:
+        _nonempty("broadcast", tensors)
+    root = opts.rootRank
+    if not 0 <= root < pg._ws:
+        _root("broadcast", root, pg._ws)
 
 
 def allgather(pg, output_lists, tensors, opts):
     fn, ws = "allgather", pg._ws
-    _single(fn, "input", tensors)
+    if len(tensors) != 1:
+        _single(fn, "input", tensors)
     if len(output_lists) != 1:
         _bad(fn, "requires a single-element output list")
     if len(output_lists[0]) != ws:
         _bad(fn, f"invalid output tensor list at index 0 (expected length {ws}, got {len(output_lists[0])})")
-    _like(fn, output_lists[0], tensors[0], rows_may_differ=True)
+    return _like(fn, output_lists[0], tensors[0], rows_may_differ=True)
 
 
 def all_gather_single(pg, output, input, opts):
-    _type("all_gather_single", output, input)
+    if output.dtype is not input.dtype:
+        _type("all_gather_single", output, input)
     if output.numel() != input.numel() * pg._ws:
         _bad("all_gather_single", f"output tensor numel {output.numel()} must equal world size {pg._ws} * input "
                                   f"numel {input.numel()} (output {tuple(output.shape)}, input {tuple(input.shape)})")
@@ -182,9 +201,10 @@ def allgather_coalesced(pg, output_lists, tensors, opts):
         _bad(fn, "requires non-empty input tensor list")
     if len(output_lists) != pg._ws:
         _bad(fn, "output lists should be equal to world size")
+    n = len(tensors)
     for slots in output_lists:
-        if len(slots) != len(tensors):
-            _bad(fn, f"invalid output size: (expected length {len(tensors)}, got {len(slots)})")
+        if len(slots) != n:
+            _bad(fn, f"invalid output size: (expected length {n}, got {len(slots)})")
     for i, t in enumerate(tensors):
         _like(fn, [slots[i] for slots in output_lists], t)
 
@@ -199,7 +219,7 @@ def all_gather_single_coalesced(pg, outputs, inputs, opts):
 
 
 def gather(pg, output_lists, tensors, opts):
-    _rooted("gather", pg, opts.rootRank, tensors, "input", output_lists, "output")
+    return _rooted("gather", pg, opts.rootRank, tensors, "input", output_lists, "output")
 
 
 def gather_single(pg, output, input, opts):
@@ -212,21 +232,23 @@ def gather_single(pg, output, input, opts):
 
 
 def scatter(pg, tensors, input_lists, opts):
-    _rooted("scatter", pg, opts.rootRank, tensors, "output", input_lists, "input")
+    return _rooted("scatter", pg, opts.rootRank, tensors, "output", input_lists, "input")
 
 
 def reduce_scatter(pg, tensors, input_lists, opts):
-    fn = "reduce_scatter"
-    _same_length(fn, tensors, input_lists)
+    fn, ws = "reduce_scatter", pg._ws
+    if len(tensors) != len(input_lists):
+        _same_length(fn, tensors, input_lists)
     for out, ins in zip(tensors, input_lists):
-        if len(ins) != pg._ws:
+        if len(ins) != ws:
             _bad(fn, "invalid input tensor list size, must be world size")
         _like(fn, ins, out)
         _op(fn, pg, opts, out)
 
 
 def reduce_scatter_single(pg, output, input, opts):
-    _type("reduce_scatter_single", output, input)
+    if output.dtype is not input.dtype:
+        _type("reduce_scatter_single", output, input)
     _chunks_of("reduce_scatter_single", output, input, pg._ws)
     _op("reduce_scatter_single", pg, opts, output)
 
@@ -246,13 +268,19 @@ def alltoall(pg, outputs, inputs, opts):
         _bad(fn, f"input tensor list size {len(inputs)} does not match world size {ws}")
     if len(outputs) != ws:
         _bad(fn, f"output tensor list size {len(outputs)} does not match world size {ws}")
-    _like(fn, inputs, inputs[0], rows_may_differ=True)
-    _like(fn, outputs, inputs[0], rows_may_differ=True)
+    even = _like(fn, inputs, inputs[0], rows_may_differ=True)
+    return _like(fn, outputs, inputs[0], rows_may_differ=True) and even
 
 
 def all_to_all_single(pg, output, input, output_split_sizes, input_split_sizes, opts):
+    """even: no split sizes, and the output shaped like the input."""
     fn, ws, oshape, ishape = "alltoall_base", pg._ws, output.shape, input.shape
-    _type(fn, output, input)
+    if output.dtype is not input.dtype:
+        _type(fn, output, input)
+    if not (output_split_sizes or input_split_sizes) and oshape == ishape:  # the common case
+        if (ishape[0] if ishape else 1) % ws:
+            _splits(fn, input_split_sizes, ishape, ws)
+        return True
     if oshape[1:] != ishape[1:] or len(oshape) != len(ishape):
         _bad(fn, f"output {tuple(oshape)} and input {tuple(ishape)} differ beyond dim 0")
     _splits(fn, input_split_sizes, ishape, ws)
@@ -260,6 +288,7 @@ def all_to_all_single(pg, output, input, output_split_sizes, input_split_sizes, 
     if ishape and not ishape[0] and output.numel():
         _bad(fn, "alltoall_base: inputBuffer is empty but outputSplitSizes[j] > 0 (this rank sends nothing, yet "
                  "expects rows from its peers)")
+    return False
 
 
 def barrier(pg, opts):
@@ -267,13 +296,15 @@ def barrier(pg, opts):
 
 
 def send(pg, tensors, dst, tag):
-    _single("send", "input", tensors)
+    if len(tensors) != 1:
+        _single("send", "input", tensors)
     if not 0 <= dst < pg._ws:
         _bad("send", f"invalid destination rank: {dst}")
 
 
 def recv(pg, tensors, src, tag):
-    _single("recv", "output", tensors)
+    if len(tensors) != 1:
+        _single("recv", "output", tensors)
     if not 0 <= src < pg._ws:
         _bad("recv", f"invalid source rank: {src}")
 
