@@ -58,4 +58,5 @@ def test_fault_group_is_caught_and_classified_exactly(group, tmp_path):
         assert run.report is not None and run.report["complete"] is True, (name, faults_on, run.output)
         if not faults_on:
             assert run.returncode == 0, run.output
-            assert set(s["status"] for s in run.records.values()) == {"passed"}
+            seen = set(s["status"] for s in run.records.values())
+            assert "passed" in seen and seen <= set(selftest.UNHARMED), seen   # skipped: what this torch lacks

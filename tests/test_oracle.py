@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from conformance.cases import Env, catalog, values
+from conformance.cases.axes import renamed
 from conformance.cases.spec import RankContext
 from conformance.outcomes import RankOutcome, merge
 
@@ -36,7 +37,8 @@ def test_every_rank_contributes_to_every_reduction(ws):
             per_rank = [values.reduction_values(dtype, op, 64, r, ws) for r in range(ws)]
             total = values.reduce_values(op, per_rank, dtype, 0.5)
             own = per_rank[0] * (0.5 if op == "PREMUL_SUM" else 1)
-            assert not torch.equal(total.to(dtype), own.to(dtype)), (name, op, ws)
+            # compared after a round trip through the dtype, in the wide type (float8 has no equal before 2.5)
+            assert not torch.equal(total.to(dtype).to(total.dtype), own.to(dtype).to(total.dtype)), (name, op, ws)
 
 
 def test_movement_values_identify_the_rank_and_reach_the_dtype_range():
@@ -193,7 +195,9 @@ def test_undefined_combinations_are_error_path_cases():
     cases = catalog(Env("cpu", 2, (2, 13)))
     undefined = [c for c in cases.values() if c.op and c.dtype and c.op in values.undefined_ops(c.dtype)]
     assert undefined and all(c.error and c.fresh_world for c in undefined)
-    assert {c.collective for c in undefined} >= {"all_reduce", "reduce", "reduce_scatter_single"}
+    # the reduce_scatter table runs under the name this torch has (reduce_scatter_tensor before 2.13)
+    assert {c.collective for c in undefined} >= {"all_reduce", "reduce", renamed("reduce_scatter_single",
+                                                                                  "reduce_scatter_tensor")[0]}
 
 
 @pytest.mark.parametrize("message, refusal", [

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from _suite import REPO, run_suite, statuses, suite_env
 
 NO_NUMPY = os.path.join(REPO, "tests", "data", "no_numpy")
@@ -82,7 +84,21 @@ def test_a_spec_from_outside_the_package_runs_beside_the_suites_own(tmp_path):
     assert proc.returncode == 0
 
 
+def _shipped_gloo_baseline_for_this_torch() -> bool:
+    import glob
+
+    import torch
+
+    from conformance.planning import BASELINES
+    from conformance.report.expectations import Expectations
+
+    run = {"backend": "gloo", "device": "cpu", "world_size": 3, "torch": torch.__version__}
+    return any(Expectations.load(f).applies_to(run) for f in glob.glob(os.path.join(BASELINES, "*.toml")))
+
+
 def test_the_shipped_baseline_turns_gloos_known_gaps_into_expected_results(tmp_path):
+    if not _shipped_gloo_baseline_for_this_torch():
+        pytest.skip("no gloo baseline is shipped for this torch release (measured releases only: README)")
     select = "ws3-all_reduce-default-bool-SUM-small-sync or ws3-all_reduce-default-float32-SUM-small-sync"
     plain, reports = run_suite(tmp_path / "plain", "--backend", "gloo", "--world-size", "3", "-k", select)
     assert statuses(reports["cpu-gloo-ws3"])["all_reduce/default/bool/SUM/small/sync"] == "failed"

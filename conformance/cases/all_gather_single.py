@@ -3,7 +3,8 @@
 Both layouts the docstring documents are cases: ``cat`` (output is (ws*N, ...), inputs concatenated along dim 0)
 and ``stack`` (output is (ws, *input.shape)).  ``inplace``: the input is the output's own chunk ``rank`` (how FSDP
 calls it).  ``all_gather_into_tensor`` is the pre-2.13 name (a deprecated alias in 2.13): its layouts run on a few
-dtypes, plus ``bad_dtype``, an output whose dtype differs from the input's, which every rank must refuse.
+dtypes, plus ``bad_dtype``, an output whose dtype differs from the input's, which every rank must refuse.  On
+torch before 2.13 (no ``all_gather_single``) the roles swap.
 """
 
 from __future__ import annotations
@@ -52,4 +53,5 @@ class AllGatherSingle(Spec):
         )
 
 
-SPECS = [AllGatherSingle("all_gather_single", main=True), AllGatherSingle("all_gather_into_tensor", main=False)]
+_MAIN, _ALIAS = axes.renamed("all_gather_single", "all_gather_into_tensor")
+SPECS = [AllGatherSingle(_MAIN, main=True), AllGatherSingle(_ALIAS, main=False)]

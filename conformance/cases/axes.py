@@ -29,7 +29,7 @@ Coverage policy (the recipes below):
 from __future__ import annotations
 
 import inspect
-from typing import Callable, Iterable, Iterator, Optional, Union
+from typing import Callable, Iterable, Iterator, Optional, Tuple, Union
 
 import torch.distributed as dist
 
@@ -178,6 +178,13 @@ def has_kwarg(fn: Callable, name: str) -> bool:
 def absent(name: str, module=dist) -> Optional[str]:
     """The skip reason for an API this torch lacks, or None."""
     return None if hasattr(module, name) else f"dist.{name} absent in this torch"
+
+
+def renamed(new: str, old: str, module=dist) -> Tuple[str, str]:
+    """(the name that carries the full table, the other one) for an API torch renamed (all_gather_into_tensor ->
+    all_gather_single in 2.13, ...): the new name where this torch has it, else the old one, so that older torch
+    loses only the few alias cases, never the table."""
+    return (new, old) if hasattr(module, new) else (old, new)
 
 
 def lacks_kwarg(fn: Callable, name: str, what: str) -> Optional[str]:

@@ -301,17 +301,22 @@ def _reduce(case: Case, rt: RankContext, per_rank, full) -> torch.Tensor:
     return common.reduce_for(case, rt, per_rank).to(values.dtype_of(case.dtype)).reshape(full).to(rt.device)
 
 
+# torch 2.13 renamed four functional collectives: the wider tiers go to the name this torch has.
+_AG, _AG_OLD = axes.renamed("all_gather_single", "all_gather_tensor", funcol)
+_RS, _RS_OLD = axes.renamed("reduce_scatter_single", "reduce_scatter_tensor", funcol)
+_AGC, _AGC_OLD = axes.renamed("all_gather_single_coalesced", "all_gather_into_tensor_coalesced", funcol)
+_RSC, _RSC_OLD = axes.renamed("reduce_scatter_single_coalesced", "reduce_scatter_tensor_coalesced", funcol)
 SPECS = [
     AllReduce("all_reduce"),
-    AllGather("all_gather_single", "transport"), AllGather("all_gather_tensor", "pair"),
-    ReduceScatter("reduce_scatter_single", "arith", more_ops=("AVG", "MAX"), edge=True),
-    ReduceScatter("reduce_scatter_tensor", "pair"),
+    AllGather(_AG, "transport"), AllGather(_AG_OLD, "pair"),
+    ReduceScatter(_RS, "arith", more_ops=("AVG", "MAX"), edge=True),
+    ReduceScatter(_RS_OLD, "pair"),
     AllToAllSingle("all_to_all_single"),
     Broadcast("broadcast"),
     AllReduceCoalesced("all_reduce_coalesced"),
-    AllGatherCoalesced("all_gather_single_coalesced", "pair"),
-    ReduceScatterCoalesced("reduce_scatter_single_coalesced", "pair"),
-    AllGatherCoalesced("all_gather_into_tensor_coalesced", "one"),
-    ReduceScatterCoalesced("reduce_scatter_tensor_coalesced", "one"),
+    AllGatherCoalesced(_AGC, "pair"),
+    ReduceScatterCoalesced(_RSC, "pair"),
+    AllGatherCoalesced(_AGC_OLD, "one"),
+    ReduceScatterCoalesced(_RSC_OLD, "one"),
     WaitTensor("wait_tensor"),
 ]

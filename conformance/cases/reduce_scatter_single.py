@@ -4,7 +4,8 @@ reduction over ranks of their chunk i.
 Both layouts the docstring documents are cases: ``cat`` (input is (ws*N, ...), chunks along dim 0) and ``stack``
 (input is (ws, *output.shape)).  The full op x dtype table runs on ``reduce_scatter_single`` cat; the pre-2.13 name
 ``reduce_scatter_tensor`` (a deprecated alias in 2.13) runs both layouts on a few dtypes, plus ``bad_size``: an
-input whose size is not ws times the output's, which every rank must refuse.  Inputs as in reduce_scatter: one
+input whose size is not ws times the output's, which every rank must refuse.  On torch before 2.13 (no
+``reduce_scatter_single``) the roles swap: the table runs on ``reduce_scatter_tensor``.  Inputs as in reduce_scatter: one
 reduction vector per rank, cut into the chunks.
 """
 
@@ -56,5 +57,5 @@ class ReduceScatterSingle(Spec):
         )
 
 
-SPECS = [ReduceScatterSingle("reduce_scatter_single", main=True),
-         ReduceScatterSingle("reduce_scatter_tensor", main=False)]
+_MAIN, _ALIAS = axes.renamed("reduce_scatter_single", "reduce_scatter_tensor")
+SPECS = [ReduceScatterSingle(_MAIN, main=True), ReduceScatterSingle(_ALIAS, main=False)]
