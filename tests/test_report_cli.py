@@ -122,6 +122,17 @@ def test_cli_summary_and_terminal_table(tmp_path, capsys):
     assert "cpu / fakepg / ws2" in capsys.readouterr().out
 
 
+def test_terminal_table_tells_torch_releases_apart_in_numeric_order():
+    docs = []
+    for torch_version in ("2.13.0+cpu", "2.4.1+cu121", "2.9.1"):
+        d = make_doc("gloo", "cpu", 2, limit=100)
+        d["run"]["torch"] = torch_version
+        docs.append(d)
+    lines = terminal_table(docs).splitlines()
+    assert lines[0].split()[:3] == ["run", "torch", "total"]
+    assert [l.split()[5] for l in lines[2:]] == ["2.4.1+cu121", "2.9.1", "2.13.0+cpu"]
+
+
 def test_support_table_symbols_and_markdown():
     assert cell_symbol({}) == ("?", "notrun")
     assert cell_symbol({"skipped": 3}) == ("?", "notrun")

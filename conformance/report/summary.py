@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence
+import re
+from typing import Any, Dict, List, Sequence, Tuple
 
 from ..status import BY_NAME
 from .model import DISPLAY_ORDER, run_label, run_sort_key, verdict_text
@@ -10,8 +11,13 @@ from .model import DISPLAY_ORDER, run_label, run_sort_key, verdict_text
 __all__ = ["terminal_table", "markdown_summary", "status_columns"]
 
 
+def _release(run: Dict[str, Any]) -> Tuple[int, ...]:
+    """"2.4.1+cu121" -> (2, 4, 1): releases in numeric order (2.4 before 2.13)."""
+    return tuple(int(p) for p in re.findall(r"\d+", str(run.get("torch", "")).split("+")[0])[:3])
+
+
 def _sorted(docs: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    return sorted(docs, key=lambda d: run_sort_key(d["run"]))
+    return sorted(docs, key=lambda d: (run_sort_key(d["run"]), _release(d["run"])))
 
 
 def status_columns(docs: Sequence[Dict[str, Any]]) -> List[str]:
@@ -24,20 +30,25 @@ def terminal_table(docs: Sequence[Dict[str, Any]]) -> str:
     """A one-screen plain-text table: one line per run with counts per status and the verdict."""
     docs = _sorted(docs)
     cols = status_columns(docs)
-    head = ["run", "total"] + [BY_NAME[s].abbr for s in cols] + ["verdict"]
+    # runs from several torch releases side by side (tox's torchNN envs): the release tells them apart
+    releases = len({d["run"].get("torch") for d in docs}) > 1
+    head = ["run"] + (["torch"] if releases else []) + ["total"] + [BY_NAME[s].abbr for s in cols] + ["verdict"]
     rows = []
     for d in docs:
         s = d.get("summary") or {}
         counts = s.get("counts", {})
         rows.append(
-            [run_label(d["run"]), str(s.get("total", 0))]
+            [run_label(d["run"])] + ([str(d["run"].get("torch", "?"))] if releases else [])
+            + [str(s.get("total", 0))]
             + [str(counts.get(c, 0)) if counts.get(c) else "." for c in cols]
             + [verdict_text(d)]
         )
     widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
 
     def fmt(r: List[str]) -> str:
-        cells = [r[0].ljust(widths[0])] + [r[i].rjust(widths[i]) for i in range(1, len(r) - 1)] + [r[-1]]
+        left = 2 if releases else 1
+        cells = ([r[i].ljust(widths[i]) for i in range(left)] + [r[i].rjust(widths[i]) for i in range(left, len(r) - 1)]
+                 + [r[-1]])
         return "  ".join(cells).rstrip()
 
     lines = [fmt(head), "  ".join("-" * w for w in widths[:-1]) + "  " + "-" * max(7, widths[-1])]
