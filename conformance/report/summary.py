@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import re
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence
 
 from ..status import BY_NAME
+from ..versions import release
 from .model import DISPLAY_ORDER, run_label, run_sort_key, verdict_text
 
 __all__ = ["terminal_table", "markdown_summary", "status_columns"]
 
 
-def _release(run: Dict[str, Any]) -> Tuple[int, ...]:
-    """"2.4.1+cu121" -> (2, 4, 1): releases in numeric order (2.4 before 2.13)."""
-    return tuple(int(p) for p in re.findall(r"\d+", str(run.get("torch", "")).split("+")[0])[:3])
-
-
 def _sorted(docs: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    return sorted(docs, key=lambda d: (run_sort_key(d["run"]), _release(d["run"])))
+    return sorted(docs, key=lambda d: (run_sort_key(d["run"]), release(str(d["run"].get("torch", "")))))
 
 
 def status_columns(docs: Sequence[Dict[str, Any]]) -> List[str]:
@@ -44,9 +39,9 @@ def terminal_table(docs: Sequence[Dict[str, Any]]) -> str:
             + [verdict_text(d)]
         )
     widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+    left = 2 if releases else 1       # left-aligned text columns; the counts are right-aligned
 
     def fmt(r: List[str]) -> str:
-        left = 2 if releases else 1
         cells = ([r[i].ljust(widths[i]) for i in range(left)] + [r[i].rjust(widths[i]) for i in range(left, len(r) - 1)]
                  + [r[-1]])
         return "  ".join(cells).rstrip()
