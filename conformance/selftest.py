@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 
 from . import status
-from .cases import axes
+from .cases.reduce_scatter_single import TABLE as _RS
 from .planning import KeywordFilter, test_id
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -67,8 +67,6 @@ VALUES = r"elements wrong"                          # the value check's reason (
 def _async(record: dict) -> bool:
     return record["mode"] == "async"
 
-
-_RS = axes.renamed("reduce_scatter_single", "reduce_scatter_tensor")[0]
 
 # One fault per kind fakepg offers.  Selectors are narrow: the affected cases plus a few the fault must spare.
 MATRIX: list[FaultCase] = [

@@ -53,5 +53,5 @@ class AllGatherSingle(Spec):
         )
 
 
-_MAIN, _ALIAS = axes.renamed("all_gather_single", "all_gather_into_tensor")
-SPECS = [AllGatherSingle(_MAIN, main=True), AllGatherSingle(_ALIAS, main=False)]
+TABLE, ALIAS = axes.renamed("all_gather_single", "all_gather_into_tensor")
+SPECS = [AllGatherSingle(TABLE, main=True), AllGatherSingle(ALIAS, main=False)]

@@ -57,5 +57,6 @@ class ReduceScatterSingle(Spec):
         )
 
 
-_MAIN, _ALIAS = axes.renamed("reduce_scatter_single", "reduce_scatter_tensor")
-SPECS = [ReduceScatterSingle(_MAIN, main=True), ReduceScatterSingle(_ALIAS, main=False)]
+# TABLE: the name the op x dtype table runs under on this torch (selftest and tests select it by this name)
+TABLE, ALIAS = axes.renamed("reduce_scatter_single", "reduce_scatter_tensor")
+SPECS = [ReduceScatterSingle(TABLE, main=True), ReduceScatterSingle(ALIAS, main=False)]
