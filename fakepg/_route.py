@@ -154,7 +154,7 @@ def _entry(semantics, bound, public, options, outputs, source, writes):
     evenly = _with_even(semantics) if takes_even else semantics
     always, uniform_only, has_options = writes == ALWAYS, writes == UNIFORM, options is not None
     modes, first_tensor, plain = dispatch_modes, _first_tensor, _PLAIN
-    grad_enabled, set_grad_enabled, new_work, done = _grad_enabled, _set_grad_enabled, FakeWork, _DONE
+    grad_enabled, set_grad_enabled, completed, done = _grad_enabled, _set_grad_enabled, FakeWork.done, _DONE
 
     def entry(self, *args, **kwargs):
         if kwargs or len(args) < nargs:
@@ -181,8 +181,7 @@ def _entry(semantics, bound, public, options, outputs, source, writes):
             outs = outputs(*args)
             if not outs and source is None:
                 return done  # nothing to carry: one completed Work serves every such call
-            work = new_work()
-            work._outputs = outs
+            work = completed(outs)
             if source is not None:
                 work._source = source(self, *args)
             return work
