@@ -6,7 +6,13 @@ interleave them: timing drift on a shared machine hits both equally. World size 
 1024 float32 per rank, this process is rank 0 (the root of rooted calls), copy semantics.
 Reports the median microseconds per call over the repetitions and the ratio fakepg/fake.
 
-Run: python bench/bench_fakepg.py [--calls N] [--reps R] [--only NAME]   (about a minute with the defaults)
+A third group, ``floor``, is the least any Python process group can cost: a ``dist.ProcessGroup`` subclass whose
+methods only write what torch's fake writes -- no argument checks, no autograd guard, no observers, no faults, a
+bare Work -- reached through the same ``dist.*`` calls. fakepg minus floor is what fakepg's own work costs (the
+checks of every tensor, dispatch-mode detection, writing below autograd); fake minus floor is what the C++ route
+(pybind, the C++ Work and its wait) costs torch's fake.
+
+Run: python bench/bench_fakepg.py [--calls N] [--reps R] [--only NAME]   (under a minute with the defaults)
 """
 
 from __future__ import annotations
@@ -25,8 +31,100 @@ import torch.distributed as dist  # noqa: E402
 import torch.testing._internal.distributed.fake_pg  # noqa: E402,F401  (registers "fake" before torch 2.9)
 
 import fakepg  # noqa: E402
+from fakepg._compat import base_name  # noqa: E402
+from fakepg._identity import NamedProcessGroup  # noqa: E402
+from fakepg._work import FakeWork  # noqa: E402
 
 WS, N = 8, 1024
+
+
+def _done(opts, outputs=()):
+    """No Work for a synchronous call where torch allows it (2.8+), else a completed one."""
+    return None if not getattr(opts, "asyncOp", True) else FakeWork.done(list(outputs))
+
+
+_SENT = FakeWork.done([])  # one completed Work serves every send, as in fakepg
+
+
+class FloorGroup(NamedProcessGroup):
+    """Each method only writes what torch's fake writes (copy semantics), nothing else."""
+
+    def __init__(self, rank, size):
+        super().__init__(rank, size)
+        self._rank, self._size = rank, size
+
+    def getBackendName(self):
+        return "floor"
+
+    def rank(self):  # answered in Python, as fakepg does (the trampoline costs 1 us)
+        return self._rank
+
+    def size(self):
+        return self._size
+
+    def allreduce(self, tensors, opts=None):
+        return _done(opts, tensors)
+
+    allreduce_coalesced = broadcast = reduce = allreduce
+
+    def barrier(self, opts=None):
+        return _done(opts)
+
+    def allgather(self, output_lists, tensors, opts=None):
+        torch._foreach_copy_(output_lists[0], tensors * len(output_lists[0]))
+        return _done(opts)
+
+    gather = allgather
+
+    def allgather_coalesced(self, output_lists, tensors, opts=None):
+        torch._foreach_copy_([o for slots in output_lists for o in slots], tensors * len(output_lists))
+        return _done(opts)
+
+    def all_gather_single(self, output, input, opts=None):
+        torch.cat([input] * self._size, out=output)
+        return _done(opts)
+
+    def scatter(self, tensors, input_lists, opts=None):
+        tensors[0].copy_(input_lists[0][self._rank])
+        return _done(opts)
+
+    reduce_scatter = scatter
+
+    def reduce_scatter_single(self, output, input, opts=None):
+        rows = output.shape[0]
+        torch.narrow_copy(input, 0, self._rank * rows, rows, out=output)
+        return _done(opts)
+
+    def alltoall(self, outputs, inputs, opts=None):
+        torch._foreach_copy_(outputs, inputs)
+        return _done(opts)
+
+    def all_to_all_single(self, output, input, output_split_sizes=None, input_split_sizes=None, opts=None):
+        output.copy_(input)
+        return _done(opts)
+
+    def send(self, tensors, dst, tag=0):
+        return _SENT
+
+    def recv(self, tensors, src, tag=0):
+        return FakeWork.done(tensors)
+
+
+for _new, _old in (("all_gather_single", "_allgather_base"), ("reduce_scatter_single", "_reduce_scatter_base"),
+                   ("all_to_all_single", "alltoall_base")):  # under the name this torch binds
+    setattr(FloorGroup, base_name(_new, _old), getattr(FloorGroup, _new))
+
+
+def floor_group():
+    """A FloorGroup registered as a backend of its own and created with new_group, as fakepg is."""
+    def create(opts, pg_options=None):
+        group = FloorGroup(opts.group_rank, opts.group_size)
+        group._group_name = opts.group_id
+        return group
+    default_map = dict(dist.Backend.default_device_backend_map)
+    dist.Backend.register_backend("floor", create, extended_api=True, devices=["cpu"])
+    dist.Backend.default_device_backend_map.update(default_map)  # leave the device defaults alone
+    return dist.new_group(backend="floor")
 
 
 def _either(*names):
@@ -81,28 +179,28 @@ def main(argv=None):
     dist.init_process_group("fake", store=fakepg.FakeStore(), rank=0, world_size=WS)
     fakepg_group = dist.new_group(backend="fakepg", pg_options=fakepg.Options())
     assert type(fakepg_group).__name__ == "FakeProcessGroup", type(fakepg_group)
-    backends = {"fake": cases(dist.group.WORLD), "fakepg": cases(fakepg_group)}
+    backends = {"fake": cases(dist.group.WORLD), "fakepg": cases(fakepg_group), "floor": cases(floor_group())}
     names = [c for c in backends["fake"] if not args.only or c in args.only]
 
     samples = {(b, c): [] for b in backends for c in names}
     for c in names:  # warm up
         for b in backends:
             time_calls(backends[b][c], 50)
+    order = list(backends)
     for rep in range(args.reps):
         for c in names:
-            for b in ("fake", "fakepg") if rep % 2 == 0 else ("fakepg", "fake"):
+            for b in order[rep % 3:] + order[:rep % 3]:  # each group goes first in turn
                 samples[(b, c)].append(time_calls(backends[b][c], args.calls))
 
     print(f"torch {torch.__version__}, world size {WS}, {N} x float32, rank 0, "
           f"median of {args.reps} x {args.calls} calls (interleaved)")
     w = max(len(c) for c in names)
-    print(f"{'call':<{w}}  {'fake us':>8}  {'fakepg us':>9}  {'fakepg/fake':>11}")
+    print(f"{'call':<{w}}  {'fake us':>8}  {'fakepg us':>9}  {'floor us':>8}  {'fakepg/fake':>11}  {'floor/fake':>10}")
     worst = 0.0
     for c in names:
-        a = statistics.median(samples[("fake", c)])
-        b = statistics.median(samples[("fakepg", c)])
+        a, b, f = (statistics.median(samples[(g, c)]) for g in ("fake", "fakepg", "floor"))
         worst = max(worst, b / a)
-        print(f"{c:<{w}}  {a:8.2f}  {b:9.2f}  {b / a:10.2f}x")
+        print(f"{c:<{w}}  {a:8.2f}  {b:9.2f}  {f:8.2f}  {b / a:10.2f}x  {f / a:9.2f}x")
     print(f"worst ratio {worst:.2f}x (target <= 1.00x)")
     dist.destroy_process_group()
     return 0

@@ -153,6 +153,7 @@ def _entry(semantics, bound, public, options, outputs, source, writes):
     takes_even = "even" in (semantics.__kwdefaults__ or ())
     evenly = _with_even(semantics) if takes_even else semantics
     always, uniform_only, has_options = writes == ALWAYS, writes == UNIFORM, options is not None
+    may_skip_work = has_options and hasattr(options(), "asyncOp")  # torch 2.8+: a synchronous call needs no Work
     modes, first_tensor, plain = dispatch_modes, _first_tensor, _PLAIN
     grad_enabled, set_grad_enabled, completed, done = _grad_enabled, _set_grad_enabled, FakeWork.done, _DONE
 
@@ -176,8 +177,8 @@ def _entry(semantics, bound, public, options, outputs, source, writes):
                         set_grad_enabled(True)
                 else:
                     write(self, *args)
-            if has_options and not getattr(args[-1], "asyncOp", True):
-                return None  # torch 2.8+ lets a synchronous call return no Work: it is done
+            if may_skip_work and not args[-1].asyncOp:
+                return None  # the call is done
             outs = outputs(*args)
             if not outs and source is None:
                 return done  # nothing to carry: one completed Work serves every such call
