@@ -49,18 +49,8 @@ _SENT = FakeWork.done([])  # one completed Work serves every send, as in fakepg
 class FloorGroup(NamedProcessGroup):
     """Each method only writes what torch's fake writes (copy semantics), nothing else."""
 
-    def __init__(self, rank, size):
-        super().__init__(rank, size)
-        self._rank, self._size = rank, size
-
     def getBackendName(self):
         return "floor"
-
-    def rank(self):  # answered in Python, as fakepg does (the trampoline costs 1 us)
-        return self._rank
-
-    def size(self):
-        return self._size
 
     def allreduce(self, tensors, opts=None):
         return _done(opts, tensors)
@@ -81,7 +71,7 @@ class FloorGroup(NamedProcessGroup):
         return _done(opts)
 
     def all_gather_single(self, output, input, opts=None):
-        torch.cat([input] * self._size, out=output)
+        torch.cat([input] * self._ws, out=output)
         return _done(opts)
 
     def scatter(self, tensors, input_lists, opts=None):

@@ -159,7 +159,6 @@ class HostStagedProcessGroup(NamedProcessGroup):
     def __init__(self, gloo, rank: int, size: int, group_name: str = ""):
         super().__init__(rank, size)
         self._gloo = gloo
-        self._rank, self._size = rank, size
         self._group_name, self._group_desc = group_name, "undefined"
         self._coalesced = None          # works issued between _start_coalescing and _end_coalescing
         try:
@@ -171,14 +170,8 @@ class HostStagedProcessGroup(NamedProcessGroup):
     def getBackendName(self):
         return BACKEND
 
-    def getRank(self):
-        return self._rank
-
-    def getSize(self):
-        return self._size
-
     def __repr__(self):
-        return f"HostStagedProcessGroup(rank={self._rank}, size={self._size}, over {type(self._gloo).__name__})"
+        return f"HostStagedProcessGroup(rank={self._rank}, size={self._ws}, over {type(self._gloo).__name__})"
 
     # --- staging -----------------------------------------------------------------------------
     def _gloo_fn(self, *names):
