@@ -31,7 +31,7 @@ import torch.distributed as dist  # noqa: E402
 import torch.testing._internal.distributed.fake_pg  # noqa: E402,F401  (registers "fake" before torch 2.9)
 
 import fakepg  # noqa: E402
-from fakepg._compat import base_name  # noqa: E402
+from fakepg._compat import SYNC_CALL_MAY_RETURN_NONE, base_name  # noqa: E402
 from fakepg._identity import NamedProcessGroup  # noqa: E402
 from fakepg._work import FakeWork  # noqa: E402
 
@@ -40,7 +40,9 @@ WS, N = 8, 1024
 
 def _done(opts, outputs=()):
     """No Work for a synchronous call where torch allows it (2.8+), else a completed one."""
-    return None if not getattr(opts, "asyncOp", True) else FakeWork.done(list(outputs))
+    if SYNC_CALL_MAY_RETURN_NONE and not opts.asyncOp:
+        return None
+    return FakeWork.done(list(outputs))
 
 
 _SENT = FakeWork.done([])  # one completed Work serves every send, as in fakepg

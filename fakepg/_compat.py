@@ -16,6 +16,10 @@ dispatch_modes = torch._C._len_torch_dispatch_stack
 
 CppFakeOptions = getattr(CppFake, "Options", None)  # torch's own fake options (2.6+), accepted as pg_options
 
+# torch 2.8 gave every *Options an asyncOp and let a backend return None for a synchronous call (dist.* then skips
+# wait()). Before, some options already had asyncOp (broadcast, all_gather on 2.4) but dist.* waits on what returns.
+SYNC_CALL_MAY_RETURN_NONE = hasattr(AllreduceOptions(), "asyncOp")
+
 
 def cpp_fake(rank: int, size: int):
     """torch's C++ fake backend for (rank, size): 2.10+ builds it with _create_internal, older ones directly.

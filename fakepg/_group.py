@@ -111,7 +111,7 @@ class FakeProcessGroup(NamedProcessGroup):
         self._aborted = False
         self._refusing = options.error_on_collective  # or aborted: the route asks _refuse()
         self._pin_works = not _compat.cpp_keeps_python_work()
-        self._simple = self._quiet and not self._latency and not self._pin_works  # the route's fast path
+        self._simple = self._quiet and not self._latency  # the route's short lane
         self._group_name, self._group_desc = group_name, "undefined"
         self._coalescing = False
         self._devices = tuple(devices)

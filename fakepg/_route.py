@@ -22,7 +22,8 @@ object is renamed per method.
 Cost. A call is a few microseconds of Python where torch's fake spends about as much on pybind and the dispatcher,
 so the common case -- no faults, no latency, no observer, plain tensors: the group's ``_simple`` -- takes a short
 lane with the same steps in the same order: refusal, check, the write below autograd, and no Work for a synchronous
-call (torch 2.8+ lets a backend return None: the call is done). On that lane a method that writes nothing in the
+call (torch 2.8+ lets a backend return None: the call is done; before, a completed Work, tied to its outputs where C++
+would drop its Python half, as on the long way). On that lane a method that writes nothing in the
 group's semantics is not run at all (``writes``: broadcast, barrier and point-to-point never write; the reductions
 write only in ``uniform``), and a check that found every tensor of the call of one shape and dtype returns True,
 which a method declaring a keyword-only ``even`` receives, so that it need not look at the shapes again.
@@ -36,7 +37,7 @@ import torch
 import torch.distributed as dist
 
 from . import _checks
-from ._compat import base_name, dispatch_modes
+from ._compat import SYNC_CALL_MAY_RETURN_NONE, base_name, dispatch_modes
 from ._faults import NO_PLAN, bend, damage, issue
 from ._work import FakeWork
 
@@ -153,7 +154,7 @@ def _entry(semantics, bound, public, options, outputs, source, writes):
     takes_even = "even" in (semantics.__kwdefaults__ or ())
     evenly = _with_even(semantics) if takes_even else semantics
     always, uniform_only, has_options = writes == ALWAYS, writes == UNIFORM, options is not None
-    may_skip_work = has_options and hasattr(options(), "asyncOp")  # torch 2.8+: a synchronous call needs no Work
+    may_skip_work = has_options and SYNC_CALL_MAY_RETURN_NONE
     modes, first_tensor, plain = dispatch_modes, _first_tensor, _PLAIN
     grad_enabled, set_grad_enabled, completed, done = _grad_enabled, _set_grad_enabled, FakeWork.done, _DONE
 
@@ -185,6 +186,8 @@ def _entry(semantics, bound, public, options, outputs, source, writes):
             work = completed(outs)
             if source is not None:
                 work._source = source(self, *args)
+            if self._pin_works:
+                work.keep_alive()
             return work
         plan = NO_PLAN if self._quiet else self._plan(name_of(*args), first)
         plan.enter(getattr(args[-1], "asyncOp", True))
