@@ -57,8 +57,8 @@ class _ProbeGroup(dist.ProcessGroup):
 
 @functools.lru_cache(maxsize=None)
 def cpp_keeps_python_work() -> bool:
-    """Does a Work returned from Python to C++ keep its Python half alive? From 2.9 C++ holds it; on 2.4-2.8
-    the Python object dies, C++'s wait() then lands in the base Work::wait and never returns (funcol
+    """Does a Work returned from Python to C++ keep its Python half alive? C++ holds it on 2.8.0 and later; on 2.4.1 and
+    2.6.0 (measured) the Python object dies, C++'s wait() then lands in the base Work::wait and never returns (funcol
     wait_tensor, DDP). Probed with a bounded wait, so the probe itself cannot hang."""
     work = dist.ProcessGroup.allreduce(_ProbeGroup(0, 1), [torch.zeros(1)], AllreduceOptions())
     try:

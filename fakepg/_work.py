@@ -2,7 +2,7 @@
 
 C++ reaches a Python Work only through ``wait(timeout)`` and ``get_future()`` (the
 ``PyWork`` trampoline); functional collectives' ``wait_tensor`` and DDP's reducer use
-exactly those two. Python callers see every method below. On torch 2.4-2.8 C++ does not
+exactly those two. Python callers see every method below. On torch 2.4 to 2.7 C++ does not
 keep the Python half of a Work alive (``_compat.cpp_keeps_python_work``): ``keep_alive``
 ties it to the output tensors C++ holds instead (a tensor's Python object lives as long as
 C++ holds the tensor), and tensorless Works to a short ring of recent ones.
