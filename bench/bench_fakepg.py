@@ -1,12 +1,11 @@
 """Per-call cost of fakepg vs PyTorch's built-in "fake" backend, every collective side by side.
 
-Both process groups live in the same process (fake as the default group, fakepg as a
-second group created with new_group(backend="fakepg")) so every repetition can
-interleave them: timing drift on a shared machine hits both equally. World size 8,
-1024 float32 per rank, this process is rank 0 (the root of rooted calls), copy semantics.
-Reports the median microseconds per call over the repetitions and the ratio fakepg/fake.
+The groups live in the same process (fake as the default group, fakepg and floor as groups created with
+new_group) so every repetition can interleave them: timing drift on a shared machine hits all alike. World size 8,
+1024 float32 per rank, this process is rank 0 (the root of rooted calls), copy semantics. Reports the median
+microseconds per call over the repetitions and the ratios fakepg/fake and floor/fake.
 
-A third group, ``floor``, is the least any Python process group can cost: a ``dist.ProcessGroup`` subclass whose
+The third group, ``floor``, is the least any Python process group can cost: a ``dist.ProcessGroup`` subclass whose
 methods only write what torch's fake writes -- no argument checks, no autograd guard, no observers, no faults, a
 bare Work -- reached through the same ``dist.*`` calls. fakepg minus floor is what fakepg's own work costs (the
 checks of every tensor, dispatch-mode detection, writing below autograd); fake minus floor is what the C++ route
