@@ -132,7 +132,7 @@ class Plan:
             return None
         from .report.expectations import Expectations, combine
         try:
-            return combine([Expectations.load(f) for f in _expectation_files(self.expect_files)])
+            return combine([Expectations.load(f) for f in expectation_files(self.expect_files)])
         except (OSError, ValueError) as exc:
             raise UsageError(f"--expect: {exc}") from None
 
@@ -140,7 +140,7 @@ class Plan:
 BASELINES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "baselines")
 
 
-def _expectation_files(paths: list[str]) -> list[str]:
+def expectation_files(paths: list[str]) -> list[str]:
     """--expect paths with every directory replaced by the .toml files in it (each file's own filters say which
     runs it applies to, so a directory of baselines for several torch releases and backends can be given whole)."""
     out = []

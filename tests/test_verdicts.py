@@ -85,15 +85,13 @@ def test_a_spec_from_outside_the_package_runs_beside_the_suites_own(tmp_path):
 
 
 def _shipped_gloo_baseline_for_this_torch() -> bool:
-    import glob
-
     import torch
 
-    from conformance.planning import BASELINES
+    from conformance.planning import BASELINES, expectation_files
     from conformance.report.expectations import Expectations
 
     run = {"backend": "gloo", "device": "cpu", "world_size": 3, "torch": torch.__version__}
-    return any(Expectations.load(f).applies_to(run) for f in glob.glob(os.path.join(BASELINES, "*.toml")))
+    return any(Expectations.load(f).applies_to(run) for f in expectation_files([BASELINES]))
 
 
 def test_the_shipped_baseline_turns_gloos_known_gaps_into_expected_results(tmp_path):
