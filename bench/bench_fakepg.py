@@ -158,30 +158,45 @@ def time_calls(fn, n):
     return (time.perf_counter() - t0) / n * 1e6
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def measure(groups, names, calls, reps):
+    """{(group, call): median us per call}, each group's calls interleaved with the others', each going first in
+    turn, so that drift on a shared machine hits all alike."""
+    for c in names:  # warm up
+        for g in groups:
+            time_calls(groups[g][c], 50)
+    samples = {(g, c): [] for g in groups for c in names}
+    order = list(groups)
+    for rep in range(reps):
+        for c in names:
+            for g in order[rep % len(order):] + order[:rep % len(order)]:
+                samples[(g, c)].append(time_calls(groups[g][c], calls))
+    return {key: statistics.median(times) for key, times in samples.items()}
+
+
+def setup(argv, description):
+    """Arguments, one thread, and the default group: torch's fake at world size WS."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--calls", type=int, default=300, help="calls per repetition")
     ap.add_argument("--reps", type=int, default=11, help="interleaved repetitions")
     ap.add_argument("--only", action="append", help="time only these calls (repeatable)")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
-
     dist.init_process_group("fake", store=fakepg.FakeStore(), rank=0, world_size=WS)
-    fakepg_group = dist.new_group(backend="fakepg", pg_options=fakepg.Options())
-    assert type(fakepg_group).__name__ == "FakeProcessGroup", type(fakepg_group)
-    backends = {"fake": cases(dist.group.WORLD), "fakepg": cases(fakepg_group), "floor": cases(floor_group())}
-    names = [c for c in backends["fake"] if not args.only or c in args.only]
+    return args
 
-    samples = {(b, c): [] for b in backends for c in names}
-    for c in names:  # warm up
-        for b in backends:
-            time_calls(backends[b][c], 50)
-    order = list(backends)
-    for rep in range(args.reps):
-        for c in names:
-            for b in order[rep % 3:] + order[:rep % 3]:  # each group goes first in turn
-                samples[(b, c)].append(time_calls(backends[b][c], args.calls))
+
+def fakepg_group():
+    group = dist.new_group(backend="fakepg", pg_options=fakepg.Options())
+    assert type(group).__name__ == "FakeProcessGroup", type(group)
+    return group
+
+
+def main(argv=None):
+    args = setup(argv, __doc__.splitlines()[0])
+    groups = {"fake": cases(dist.group.WORLD), "fakepg": cases(fakepg_group()), "floor": cases(floor_group())}
+    names = [c for c in groups["fake"] if not args.only or c in args.only]
+    median = measure(groups, names, args.calls, args.reps)
 
     print(f"torch {torch.__version__}, world size {WS}, {N} x float32, rank 0, "
           f"median of {args.reps} x {args.calls} calls (interleaved)")
@@ -189,7 +204,7 @@ def main(argv=None):
     print(f"{'call':<{w}}  {'fake us':>8}  {'fakepg us':>9}  {'floor us':>8}  {'fakepg/fake':>11}  {'floor/fake':>10}")
     worst = 0.0
     for c in names:
-        a, b, f = (statistics.median(samples[(g, c)]) for g in ("fake", "fakepg", "floor"))
+        a, b, f = (median[(g, c)] for g in ("fake", "fakepg", "floor"))
         worst = max(worst, b / a)
         print(f"{c:<{w}}  {a:8.2f}  {b:9.2f}  {f:8.2f}  {b / a:10.2f}x  {f / a:9.2f}x")
     print(f"worst ratio {worst:.2f}x (target <= 1.00x)")
