@@ -24,7 +24,7 @@ import types
 import torch
 import torch.distributed as dist
 
-from bench_fakepg import cases, fakepg_group, measure, setup
+from bench_fakepg import cases, fakepg_group, measure, setup  # first: it puts the repository on sys.path
 
 from fakepg._group import FakeProcessGroup
 
