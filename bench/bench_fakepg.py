@@ -187,6 +187,7 @@ def setup(argv, description):
 
 
 def fakepg_group():
+    """A fakepg group with default options (copy semantics), created with new_group as a user would."""
     group = dist.new_group(backend="fakepg", pg_options=fakepg.Options())
     assert type(group).__name__ == "FakeProcessGroup", type(group)
     return group
